@@ -1,0 +1,342 @@
+"""Parameter and FLOP counts per layer and per model.
+
+Counts are per example (batch size 1) and cover the weight products only:
+
+* MACs: multiply-accumulates of the product of the inputs with the weights.
+  Bias adds, activations, pooling and dropout are not counted.
+* ``flops_mac1``: one FLOP per multiply-add, i.e. ``MACs``; the convention of
+  Idelbayev & Carreira-Perpinan 2020.
+* ``flops_mac2``: two FLOPs per multiply-add, i.e. ``2 * MACs``; the convention
+  of Lee et al. 2021, whose MLP 784-500x5-10 has 2.79 M FLOPs
+  (``2 * 1,397,000``).
+* Parameters: ``layer.count_params()``, every weight including biases and
+  non-trainable ones.
+
+MAC rules are looked up by layer class along the MRO, so a module defining a
+new layer adds its rule with :func:`register_cost` without editing this one.
+Layers without weights cost 0 MACs; layers with weights and no rule have
+``macs=None`` and are listed in :attr:`ModelCost.uncounted`.
+"""
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import keras
+
+from keras_rank.errors import ConfigError
+
+MacRule = Callable[[keras.layers.Layer], int]
+
+FLOPS_CONVENTIONS: dict[str, str] = {
+    "flops_mac1": (
+        "1 FLOP per multiply-add of the weight products, bias adds not counted "
+        "(Idelbayev & Carreira-Perpinan 2020)."
+    ),
+    "flops_mac2": (
+        "2 FLOPs per multiply-add of the weight products, bias adds not counted "
+        "(Lee et al. 2021)."
+    ),
+}
+
+_RULES: dict[type, MacRule] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCost:
+    """Cost of one layer for one example.
+
+    Attributes:
+        name: Layer name, prefixed with ``"<nested model>/"`` for layers of
+            nested models.
+        kind: Class name of the layer, e.g. ``"Dense"``.
+        params: Number of parameters, including biases and non-trainable ones.
+        macs: Multiply-accumulates of the weight product, or None when the layer
+            has weights but no MAC rule is registered for its class.
+
+    """
+
+    name: str
+    kind: str
+    params: int
+    macs: int | None
+
+    @property
+    def flops_mac1(self) -> int | None:
+        """FLOPs counting one per multiply-add (equal to ``macs``)."""
+        return self.macs
+
+    @property
+    def flops_mac2(self) -> int | None:
+        """FLOPs counting two per multiply-add (``2 * macs``)."""
+        return None if self.macs is None else 2 * self.macs
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the cost as a JSON-serializable dict."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "params": self.params,
+            "macs": self.macs,
+            "flops_mac1": self.flops_mac1,
+            "flops_mac2": self.flops_mac2,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCost:
+    """Costs of the layers of a model, in model order, with totals.
+
+    Attributes:
+        layers: Cost of each weight or compute layer, nested models flattened.
+
+    """
+
+    layers: tuple[LayerCost, ...]
+
+    @property
+    def params(self) -> int:
+        """Total number of parameters."""
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        """Total MACs; layers in ``uncounted`` contribute 0."""
+        return sum(layer.macs or 0 for layer in self.layers)
+
+    @property
+    def flops_mac1(self) -> int:
+        """Total FLOPs counting one per multiply-add."""
+        return self.macs
+
+    @property
+    def flops_mac2(self) -> int:
+        """Total FLOPs counting two per multiply-add."""
+        return 2 * self.macs
+
+    @property
+    def uncounted(self) -> tuple[str, ...]:
+        """Names of the layers that have weights but no MAC rule."""
+        return tuple(layer.name for layer in self.layers if layer.macs is None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return totals, conventions and per-layer costs as a JSON-able dict."""
+        return {
+            "params": self.params,
+            "flops_mac1": self.flops_mac1,
+            "flops_mac2": self.flops_mac2,
+            "flops_conventions": dict(FLOPS_CONVENTIONS),
+            "uncounted": list(self.uncounted),
+            "layers": [layer.as_dict() for layer in self.layers],
+        }
+
+
+def register_cost(
+    layer_class: type[keras.layers.Layer],
+) -> Callable[[MacRule], MacRule]:
+    """Register a MAC rule for a layer class and its subclasses.
+
+    The rule of the nearest class along a layer's MRO wins, so a subclass may
+    override the rule of its base. Registering a class again replaces its rule.
+
+    Example:
+        >>> @register_cost(MyLowRankDense)
+        ... def _low_rank_dense_macs(layer):
+        ...     return layer.rank * (layer.input_dim + layer.units)
+
+    Args:
+        layer_class: A subclass of ``keras.layers.Layer``.
+
+    Returns:
+        A decorator that registers ``fn(layer) -> int`` (MACs per example of a
+        built layer) and returns it unchanged.
+
+    Raises:
+        ConfigError: If ``layer_class`` is not a Keras layer class.
+
+    """
+    if not (
+        isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)
+    ):
+        raise ConfigError(
+            "register_cost expects a subclass of keras.layers.Layer, "
+            f"got {layer_class!r}."
+        )
+
+    def decorator(rule: MacRule) -> MacRule:
+        _RULES[layer_class] = rule
+        return rule
+
+    return decorator
+
+
+def _find_rule(layer: keras.layers.Layer) -> MacRule | None:
+    """Return the rule of the nearest registered class in the layer's MRO."""
+    for cls in type(layer).__mro__:
+        if cls in _RULES:
+            return _RULES[cls]
+    return None
+
+
+def _describe(layer: keras.layers.Layer) -> str:
+    """Name a layer for error messages, e.g. ``layer 'dense_1' (Dense)``."""
+    return f"layer {layer.name!r} ({type(layer).__name__})"
+
+
+def _build_input_shape(layer: keras.layers.Layer) -> tuple[int | None, ...]:
+    """Return the input shape, batch included, the layer was built with."""
+    config = layer.get_build_config() or {}
+    if "input_shape" not in config:
+        raise ConfigError(
+            f"Cannot count MACs of {_describe(layer)}: it was not built on a "
+            "single input shape."
+        )
+    return tuple(config["input_shape"])
+
+
+def _known_product(dims: Sequence[int | None], layer: keras.layers.Layer) -> int:
+    """Multiply dimensions, or raise if one of them is unknown."""
+    if any(dim is None for dim in dims):
+        raise ConfigError(
+            f"Cannot count MACs of {_describe(layer)}: dimensions {tuple(dims)} "
+            "are not all known; build the model with a fully defined input_shape."
+        )
+    return math.prod(dims)
+
+
+@register_cost(keras.layers.Dense)
+def _dense_macs(layer: keras.layers.Dense) -> int:
+    """MACs of Dense m->n: ``m * n`` per position (one position for 2-D input)."""
+    input_shape = _build_input_shape(layer)
+    positions = _known_product(input_shape[1:-1], layer)
+    return positions * input_shape[-1] * layer.units
+
+
+@register_cost(keras.layers.Conv1D)
+@register_cost(keras.layers.Conv2D)
+@register_cost(keras.layers.Conv3D)
+def _conv_macs(layer: keras.layers.Layer) -> int:
+    """MACs of ConvND: output positions * kernel size * (cin / groups) * cout."""
+    input_shape = _build_input_shape(layer)
+    output_shape = layer.compute_output_shape(input_shape)
+    if layer.data_format == "channels_last":
+        in_channels, out_positions = input_shape[-1], output_shape[1:-1]
+    else:
+        in_channels, out_positions = input_shape[1], output_shape[2:]
+    per_position = math.prod(layer.kernel_size) * (in_channels // layer.groups)
+    return _known_product(out_positions, layer) * per_position * layer.filters
+
+
+def _layer_macs(layer: keras.layers.Layer) -> int | None:
+    """MACs of a built layer: its rule, else 0 without weights, else None."""
+    rule = _find_rule(layer)
+    if rule is not None:
+        return int(rule(layer))
+    return None if layer.weights else 0
+
+
+def layer_cost(layer: keras.layers.Layer) -> LayerCost:
+    """Count the parameters and MACs of one built layer.
+
+    Args:
+        layer: A built Keras layer.
+
+    Returns:
+        The layer's cost; ``macs`` is None if it has weights but no rule.
+
+    Raises:
+        ConfigError: If the layer is not built, or its MAC rule needs input
+            dimensions that are unknown.
+
+    """
+    if not layer.built:
+        raise ConfigError(
+            f"Cannot count the costs of {_describe(layer)}: it is not built. "
+            "Build the model or call it on an input first."
+        )
+    return LayerCost(
+        name=layer.name,
+        kind=type(layer).__name__,
+        params=layer.count_params(),
+        macs=_layer_macs(layer),
+    )
+
+
+def _walk(model: keras.Model, prefix: str) -> Iterator[LayerCost]:
+    """Yield the costs of a model's layers, descending into nested models."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.Model):
+            yield from _walk(layer, f"{prefix}{layer.name}/")
+        else:
+            cost = layer_cost(layer)
+            yield dataclasses.replace(cost, name=prefix + cost.name)
+
+
+def model_cost(model: keras.Model) -> ModelCost:
+    """Count the parameters and MACs of every layer of a built model.
+
+    Nested models are walked recursively; their layers are named
+    ``"<nested model>/<layer>"``. Input layers are skipped.
+
+    Args:
+        model: A built Keras model.
+
+    Returns:
+        The per-layer costs and their totals.
+
+    Raises:
+        ConfigError: If the model or one of its layers is not built.
+
+    """
+    if not model.built:
+        raise ConfigError(
+            f"Cannot count the costs of model {model.name!r}: it is not built. "
+            "Build the model or call it on an input first."
+        )
+    return ModelCost(layers=tuple(_walk(model, prefix="")))
+
+
+def _format_count(count: int | None) -> str:
+    """Format a count with thousands separators, or "n/a" for None."""
+    return "n/a" if count is None else f"{count:,}"
+
+
+def format_cost_table(cost: ModelCost) -> str:
+    """Format model costs as a fixed-width text table with a total row.
+
+    Args:
+        cost: The result of :func:`model_cost`.
+
+    Returns:
+        Lines of ``layer, kind, params, MACs``, a total row, both FLOP
+        conventions and, if any, the layers whose MACs were not counted.
+
+    """
+    header = ("layer", "kind", "params", "MACs")
+    rows = [
+        (layer.name, layer.kind, _format_count(layer.params), _format_count(layer.macs))
+        for layer in cost.layers
+    ]
+    total = ("total", "", _format_count(cost.params), _format_count(cost.macs))
+    columns = zip(header, *rows, total, strict=True)
+    widths = [max(map(len, column)) for column in columns]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [
+            cell.ljust(width) if i < 2 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(padded).rstrip()
+
+    separator = "-" * len(line(["-" * width for width in widths]))
+    lines = [line(header), separator, *map(line, rows), separator, line(total)]
+    lines.append(
+        f"FLOPs: {cost.flops_mac1:,} (flops_mac1, 1 per multiply-add); "
+        f"{cost.flops_mac2:,} (flops_mac2, 2 per multiply-add)"
+    )
+    if cost.uncounted:
+        lines.append(f"MACs not counted (no rule): {', '.join(cost.uncounted)}")
+    return "\n".join(lines)

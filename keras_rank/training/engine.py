@@ -1,0 +1,368 @@
+"""The training engine every keras_rank method runs on.
+
+`Trainer` is a custom loop around a `tf.function` train step, written once for
+all methods: progress bar, TensorBoard logs, per-epoch checkpoints with resume
+(also after the model changed shape), tf.distribute, NaN detection. Methods
+plug in through `LossTerm` and `Callback` (see `keras_rank.training.hooks`).
+"""
+
+import math
+import os
+import pathlib
+import time
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_rank import data as data_lib
+from keras_rank import surgery
+from keras_rank.errors import ConfigError, KerasRankError
+from keras_rank.training.checkpoint import CheckpointManager
+from keras_rank.training.hooks import Callback, LossTerm, ModelRebuild
+
+_SUMMED = ("loss_sum", "correct", "count")
+
+
+class TrainingDivergedError(KerasRankError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Returns the data-order seed of `epoch`: a pure function of both."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _batch_sums(labels, logits, per_example_loss) -> dict[str, tf.Tensor]:
+    predictions = tf.argmax(logits, axis=-1, output_type=labels.dtype)
+    return {
+        "loss_sum": tf.reduce_sum(per_example_loss),
+        "correct": tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.float32)),
+        "count": tf.cast(tf.shape(labels)[0], tf.float32),
+    }
+
+
+def _per_example_loss(labels, logits) -> tf.Tensor:
+    return keras.losses.sparse_categorical_crossentropy(
+        labels, logits, from_logits=True
+    )
+
+
+class Trainer:
+    """Trains a classifier with a custom loop, extensible by methods.
+
+    Create the model and the optimizer inside `strategy.scope()`.
+
+    Args:
+        model: A built Keras model that outputs logits.
+        optimizer: A Keras optimizer.
+        strategy: The tf.distribute strategy (default: the current one).
+        loss_terms: Extra loss terms computed inside the train step.
+        callbacks: Eager hooks between steps and epochs.
+        checkpoint_dir: Where per-epoch checkpoints go; None disables them.
+        log_dir: Where TensorBoard logs go; None disables them.
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        jit_compile: Compile the per-replica train step with XLA.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        optimizer: keras.optimizers.Optimizer,
+        *,
+        strategy: tf.distribute.Strategy | None = None,
+        loss_terms: Sequence[LossTerm] = (),
+        callbacks: Sequence[Callback] = (),
+        checkpoint_dir: str | os.PathLike | None = None,
+        log_dir: str | os.PathLike | None = None,
+        verbose: int = 1,
+        jit_compile: bool = False,
+    ):
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.loss_terms = tuple(loss_terms)
+        self.callbacks = tuple(callbacks)
+        self.verbose = verbose
+        self.jit_compile = jit_compile
+        self.history: list[dict[str, float]] = []
+        self.epochs_done = 0
+        self.global_step = 0
+        self.wall_time_s = 0.0
+        self.checkpoints = CheckpointManager(checkpoint_dir) if checkpoint_dir else None
+        self._log_dir = pathlib.Path(log_dir) if log_dir else None
+        self._writers: dict[str, tf.summary.SummaryWriter] = {}
+        with self.strategy.scope():
+            optimizer.build(model.trainable_variables)
+        self._set_model(model, optimizer)
+
+    # ------------------------------------------------------------------ model
+    def _set_model(self, model: keras.Model, optimizer) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self._train_step = self._make_train_step()
+        self._eval_step = self._make_eval_step()
+
+    def replace_model(self, rebuild: ModelRebuild) -> None:
+        """Swaps in a rebuilt model; optimizer slots of kept variables follow.
+
+        A fresh optimizer of the same class and configuration is built on the
+        new model; the step count and the slots are carried over (mapped by
+        `rebuild.slot_maps` where shapes changed). The train and eval steps are
+        traced again on their next call.
+        """
+        with self.strategy.scope():
+            optimizer = self.optimizer.__class__.from_config(
+                self.optimizer.get_config()
+            )
+            optimizer.build(rebuild.model.trainable_variables)
+            surgery.carry_optimizer_state(
+                self.optimizer,
+                self.model.trainable_variables,
+                optimizer,
+                rebuild.model.trainable_variables,
+                rebuild.slot_maps,
+            )
+        self._set_model(rebuild.model, optimizer)
+
+    def _make_train_step(self):
+        model, optimizer, terms = self.model, self.optimizer, self.loss_terms
+        strategy = self.strategy
+
+        def replica_step(images, labels):
+            with tf.GradientTape() as tape:
+                logits = model(images, training=True)
+                per_example = _per_example_loss(labels, logits)
+                loss = tf.nn.compute_average_loss(per_example)
+                values = {term.name: term(model) for term in terms}
+                if values:
+                    loss += tf.nn.scale_regularization_loss(
+                        tf.add_n(list(values.values()))
+                    )
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(
+                zip(grads, model.trainable_variables, strict=True)
+            )
+            return _batch_sums(labels, logits, per_example), values
+
+        if self.jit_compile:
+            replica_step = tf.function(replica_step, jit_compile=True)
+
+        @tf.function
+        def train_step(batch):
+            sums, values = strategy.run(replica_step, args=batch)
+            reduce = strategy.reduce
+            sums = {k: reduce("SUM", v, axis=None) for k, v in sums.items()}
+            values = {k: reduce("MEAN", v, axis=None) for k, v in values.items()}
+            return sums, values
+
+        return train_step
+
+    def _make_eval_step(self):
+        model, strategy = self.model, self.strategy
+
+        def replica_step(images, labels):
+            logits = model(images, training=False)
+            return _batch_sums(labels, logits, _per_example_loss(labels, logits))
+
+        @tf.function
+        def eval_step(batch):
+            sums = strategy.run(replica_step, args=batch)
+            return {k: strategy.reduce("SUM", v, axis=None) for k, v in sums.items()}
+
+        return eval_step
+
+    # ---------------------------------------------------------------- resume
+    def restore(self) -> bool:
+        """Loads the newest checkpoint, if any; returns whether one was found.
+
+        The model is rebuilt at the shapes it had when the checkpoint was
+        written, so a run resumes correctly after layers changed shape.
+        """
+        path = self.checkpoints.latest() if self.checkpoints else None
+        if path is None:
+            return False
+        with self.strategy.scope():
+            model = CheckpointManager.restore_model(path)
+            optimizer = CheckpointManager.restore_optimizer(
+                path, model.trainable_variables
+            )
+        self._set_model(model, optimizer)
+        state = CheckpointManager.restore_state(path)
+        self.history = state["history"]
+        self.epochs_done = state["epochs_done"]
+        self.global_step = state["global_step"]
+        self.wall_time_s = state["wall_time_s"]
+        states = CheckpointManager.restore_callback_states(path, len(self.callbacks))
+        for callback, cb_state in zip(self.callbacks, states, strict=True):
+            callback.set_state(cb_state)
+        return True
+
+    def _save_checkpoint(self) -> None:
+        if self.checkpoints is None:
+            return
+        self.checkpoints.save(
+            self.epochs_done,
+            self.model,
+            self.optimizer,
+            {
+                "epochs_done": self.epochs_done,
+                "global_step": self.global_step,
+                "wall_time_s": self.wall_time_s,
+                "history": self.history,
+            },
+            [callback.get_state() for callback in self.callbacks],
+        )
+
+    # -------------------------------------------------------------- training
+    def fit(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        epochs: int,
+        batch_size: int,
+        seed: int = 0,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> list[dict[str, float]]:
+        """Trains until `epochs` epochs are done in total (resumed ones count).
+
+        The order of epoch k is fixed by (seed, k); the last incomplete batch
+        of each epoch is dropped so the step keeps one static shape.
+
+        Args:
+            images: Training inputs.
+            labels: Integer class labels.
+            epochs: Total number of epochs.
+            batch_size: Global batch size, a multiple of the replica count.
+            seed: Seed of the data order.
+            validation_data: Optional (images, labels) evaluated every epoch.
+
+        Returns:
+            The history: one dict of metrics per epoch.
+
+        Raises:
+            ConfigError: Batch size does not fit the data or the replicas.
+            TrainingDivergedError: The loss became NaN or infinite.
+        """
+        replicas = self.strategy.num_replicas_in_sync
+        if batch_size % replicas:
+            raise ConfigError(
+                f"batch_size={batch_size} must be a multiple of the "
+                f"{replicas} replicas of the strategy."
+            )
+        steps = len(images) // batch_size
+        if steps == 0:
+            raise ConfigError(
+                f"batch_size={batch_size} is larger than the {len(images)} "
+                "training examples."
+            )
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        for epoch in range(self.epochs_done, epochs):
+            self._run_epoch(
+                epoch, epochs, images, labels, batch_size, steps, seed, validation_data
+            )
+        for callback in self.callbacks:
+            callback.on_train_end(self)
+        return self.history
+
+    def _run_epoch(
+        self, epoch, epochs, images, labels, batch_size, steps, seed, validation_data
+    ) -> None:
+        start = time.perf_counter()
+        for callback in self.callbacks:
+            callback.on_epoch_begin(self, epoch)
+        dataset = data_lib.make_dataset(
+            images,
+            labels,
+            batch_size=batch_size,
+            shuffle=True,
+            seed=epoch_seed(seed, epoch),
+            drop_remainder=True,
+        )
+        if self.verbose:
+            print(f"Epoch {epoch + 1}/{epochs}")
+        progbar = keras.utils.Progbar(steps, verbose=self.verbose)
+        totals = dict.fromkeys(_SUMMED, 0.0)
+        term_totals: dict[str, float] = {}
+        for step, batch in enumerate(
+            self.strategy.experimental_distribute_dataset(dataset)
+        ):
+            sums, values = self._train_step(batch)
+            for key in _SUMMED:
+                totals[key] += float(sums[key])
+            for key, value in values.items():
+                term_totals[key] = term_totals.get(key, 0.0) + float(value)
+            self.global_step += 1
+            logs = self._logs(totals, term_totals, step + 1)
+            bad = [k for k, v in logs.items() if not math.isfinite(v)]
+            if bad:
+                raise TrainingDivergedError(
+                    f"{bad[0]} became {logs[bad[0]]} at epoch {epoch + 1}, step "
+                    f"{step + 1}. Training stopped; the last good checkpoint is "
+                    f"{self.checkpoints.latest() if self.checkpoints else None}."
+                )
+            progbar.update(step + 1, list(logs.items()), finalize=False)
+            for callback in self.callbacks:
+                self._maybe_rebuild(callback.on_step_end(self, self.global_step, logs))
+        logs = self._logs(totals, term_totals, steps)
+        if validation_data is not None:
+            val = self.evaluate(*validation_data, batch_size=batch_size)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+        for callback in self.callbacks:
+            self._maybe_rebuild(callback.on_epoch_end(self, epoch, logs))
+        elapsed = time.perf_counter() - start
+        self.wall_time_s += elapsed
+        logs["epoch_time_s"] = elapsed
+        logs["epoch"] = epoch + 1
+        progbar.update(
+            steps, [(k, v) for k, v in logs.items() if k != "epoch"], finalize=True
+        )
+        self.history.append(logs)
+        self.epochs_done = epoch + 1
+        self._write_summaries(logs)
+        self._save_checkpoint()
+
+    @staticmethod
+    def _logs(totals, term_totals, steps_done) -> dict[str, float]:
+        count = max(totals["count"], 1.0)
+        logs = {
+            "loss": totals["loss_sum"] / count,
+            "accuracy": totals["correct"] / count,
+        }
+        logs.update({k: v / steps_done for k, v in term_totals.items()})
+        return logs
+
+    def _maybe_rebuild(self, rebuild: ModelRebuild | None) -> None:
+        if rebuild is not None:
+            self.replace_model(rebuild)
+
+    def evaluate(
+        self, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 256
+    ) -> dict[str, float]:
+        """Returns the mean loss and the accuracy of the model on a dataset."""
+        dataset = data_lib.make_dataset(images, labels, batch_size=batch_size)
+        totals = dict.fromkeys(_SUMMED, 0.0)
+        for batch in self.strategy.experimental_distribute_dataset(dataset):
+            for key, value in self._eval_step(batch).items():
+                totals[key] += float(value)
+        return self._logs(totals, {}, 1)
+
+    def _write_summaries(self, logs: dict[str, float]) -> None:
+        if self._log_dir is None:
+            return
+        for split in ("train", "validation"):
+            if split not in self._writers:
+                self._writers[split] = tf.summary.create_file_writer(
+                    str(self._log_dir / split)
+                )
+        for key, value in logs.items():
+            if key == "epoch":
+                continue
+            split = "validation" if key.startswith("val_") else "train"
+            with self._writers[split].as_default():
+                tf.summary.scalar(
+                    key.removeprefix("val_"), value, step=self.epochs_done
+                )
+        for writer in self._writers.values():
+            writer.flush()

@@ -1,0 +1,155 @@
+"""`train_and_evaluate`: one training run from a config into a work directory.
+
+Work directory layout::
+
+    config.json        the run's TrainConfig (checked again on resume)
+    checkpoints/       per-epoch checkpoints; re-running resumes from the newest
+    tensorboard/       train/ and validation/ scalars per epoch
+    model.keras        the final model
+    results.json       test metrics, parameters, FLOPs, history, wall time
+"""
+
+import json
+import os
+import pathlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from keras_rank import costs, models
+from keras_rank import data as data_lib
+from keras_rank.errors import ConfigError
+from keras_rank.training.config import TrainConfig
+from keras_rank.training.engine import Trainer
+from keras_rank.training.hooks import Callback, LossTerm
+from keras_rank.training.strategy import make_strategy
+
+ModelFn = Callable[[TrainConfig, tuple[int, ...], int], keras.Model]
+
+
+def _zoo_model(config: TrainConfig, input_shape, num_classes) -> keras.Model:
+    return models.build_model(config.model, input_shape, num_classes)
+
+
+def prepare_workdir(workdir: str | os.PathLike, config: TrainConfig) -> pathlib.Path:
+    """Creates `workdir`, or checks that it holds a run of the same config.
+
+    Raises:
+        ConfigError: The folder cannot be written, or holds another run.
+    """
+    path = pathlib.Path(workdir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write_probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(
+            f"workdir '{workdir}' is not a writable folder: {error.strerror or error}."
+        ) from error
+    saved = path / "config.json"
+    if saved.is_file():
+        config.check_resumable_from(json.loads(saved.read_text()), str(workdir))
+    saved.write_text(json.dumps(config.to_dict(), indent=1))
+    return path
+
+
+def train_and_evaluate(
+    config: TrainConfig,
+    workdir: str | os.PathLike,
+    *,
+    model_fn: ModelFn = _zoo_model,
+    loss_terms: Sequence[LossTerm] = (),
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Trains a model as `config` says, resuming from `workdir` if possible.
+
+    Args:
+        config: The run's configuration.
+        workdir: Work directory (see the module docstring for its layout).
+        model_fn: Builds the model from (config, input_shape, num_classes);
+            defaults to the model zoo.
+        loss_terms: Extra loss terms for the train step.
+        callbacks: Engine callbacks.
+
+    Returns:
+        The dict written to `workdir/results.json`.
+    """
+    path = prepare_workdir(workdir, config)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(config.strategy, config.cpu_devices)
+    splits = data_lib.load_splits(
+        config.data,
+        validation_fraction=config.validation_fraction,
+        split_seed=config.split_seed,
+    )
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = model_fn(config, splits.input_shape, splits.num_classes)
+        optimizer = keras.optimizers.Adam(config.learning_rate)
+    trainer = Trainer(
+        model,
+        optimizer,
+        strategy=strategy,
+        loss_terms=loss_terms,
+        callbacks=callbacks,
+        checkpoint_dir=path / "checkpoints",
+        log_dir=path / "tensorboard",
+        verbose=config.verbose,
+        jit_compile=config.jit_compile,
+    )
+    if trainer.restore() and config.verbose:
+        print(
+            f"Resuming from {trainer.checkpoints.latest()} "
+            f"({trainer.epochs_done}/{config.epochs} epochs done)."
+        )
+    trainer.fit(
+        *splits.train,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        validation_data=splits.validation,
+    )
+    start = time.perf_counter()
+    test = trainer.evaluate(*splits.test, batch_size=max(config.batch_size, 256))
+    trainer.model.save(path / "model.keras")
+    cost = costs.model_cost(trainer.model)
+    results = {
+        "test_loss": test["loss"],
+        "test_accuracy": test["accuracy"],
+        "best_val_accuracy": max(
+            (h.get("val_accuracy", float("nan")) for h in trainer.history),
+            default=None,
+        ),
+        "epochs_completed": trainer.epochs_done,
+        "params": cost.params,
+        "flops_mac1": cost.flops_mac1,
+        "flops_mac2": cost.flops_mac2,
+        "cost": cost.as_dict(),
+        "train_time_s": trainer.wall_time_s,
+        "wall_time_s": trainer.wall_time_s + time.perf_counter() - start,
+        "history": trainer.history,
+        "data": {
+            "source": splits.source,
+            "train_examples": len(splits.train[1]),
+            "validation_examples": len(splits.validation[1])
+            if splits.validation
+            else 0,
+            "test_examples": len(splits.test[1]),
+        },
+        "config": config.to_dict(),
+        "replicas": strategy.num_replicas_in_sync,
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+    (path / "results.json").write_text(json.dumps(results, indent=1))
+    if config.verbose:
+        print(costs.format_cost_table(cost))
+        print(
+            f"test accuracy {test['accuracy']:.4f}  test loss {test['loss']:.4f}  "
+            f"params {cost.params:,}  results: {path / 'results.json'}"
+        )
+    return results

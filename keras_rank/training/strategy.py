@@ -1,0 +1,61 @@
+"""Choosing a tf.distribute strategy by name."""
+
+import tensorflow as tf
+
+from keras_rank.errors import ConfigError
+
+
+def split_cpu(count: int) -> None:
+    """Splits the first CPU into `count` logical devices.
+
+    Lets MirroredStrategy run several replicas on a machine without GPUs (for
+    tests and for trying a distributed set-up on a laptop). Must run before
+    TensorFlow initialises its devices.
+
+    Raises:
+        ConfigError: TensorFlow's devices are already initialised with another
+            split.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    wanted = [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, wanted)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"cpu_devices={count}: TensorFlow's devices are already initialised "
+            f"({len(tf.config.list_logical_devices('CPU'))} logical CPU). "
+            "Set cpu_devices before any TensorFlow op runs."
+        ) from error
+
+
+def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
+    """Returns the strategy called `name`.
+
+    Args:
+        name: "default" (one device), "mirrored" (all local GPUs, or the
+            logical CPUs when there is no GPU) or "multi_worker_mirrored"
+            (workers described by the TF_CONFIG environment variable).
+        cpu_devices: When > 1 and there is no GPU, split the CPU into this many
+            logical devices first, and mirror over them.
+
+    Raises:
+        ConfigError: Unknown name or impossible device split.
+    """
+    if cpu_devices > 1 and not tf.config.list_physical_devices("GPU"):
+        split_cpu(cpu_devices)
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        if tf.config.list_physical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(cpus)
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(
+        f"Unknown strategy '{name}'. "
+        "Expected one of: default, mirrored, multi_worker_mirrored."
+    )

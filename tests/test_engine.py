@@ -1,0 +1,278 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_rank import surgery
+from keras_rank.errors import ConfigError
+from keras_rank.training import Callback, ModelRebuild, Trainer, TrainingDivergedError
+from keras_rank.training.strategy import make_strategy
+
+
+def _data(n=256, dim=8, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(classes, dim)) * 3
+    labels = rng.integers(0, classes, size=n).astype(np.int32)
+    images = (centers[labels] + rng.normal(size=(n, dim))).astype(np.float32)
+    return images, labels
+
+
+def _mlp(dim=8, hidden=6, classes=3, seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((dim,)),
+            keras.layers.Dense(hidden, activation="relu", name="hidden"),
+            keras.layers.Dense(classes, name="out"),
+        ],
+        name="mlp",
+    )
+
+
+def _trainer(model=None, strategy=None, **kwargs):
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = model or _mlp()
+        optimizer = keras.optimizers.Adam(0.05)
+    return Trainer(model, optimizer, strategy=strategy, verbose=0, **kwargs)
+
+
+class L2Term:
+    name = "l2"
+
+    def __init__(self, weight):
+        self.weight = weight
+
+    def __call__(self, model):
+        return self.weight * tf.add_n(
+            [tf.reduce_sum(w**2) for w in model.trainable_weights]
+        )
+
+
+def test_fit_learns_separable_data():
+    images, labels = _data()
+    trainer = _trainer()
+    before = trainer.evaluate(images, labels)
+    history = trainer.fit(
+        images, labels, epochs=5, batch_size=32, validation_data=(images, labels)
+    )
+    assert len(history) == 5
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["val_accuracy"] > 0.9 > before["accuracy"]
+
+
+def test_loss_term_enters_gradient_and_logs():
+    images, labels = _data(n=32)
+    model = _mlp()
+    reference = keras.models.clone_model(model)
+    reference.set_weights(model.get_weights())
+    optimizer = keras.optimizers.SGD(0.1)
+    trainer = Trainer(model, optimizer, loss_terms=[L2Term(0.5)], verbose=0)
+    history = trainer.fit(images, labels, epochs=1, batch_size=32)
+
+    with tf.GradientTape() as tape:
+        logits = reference(images, training=True)
+        task = tf.reduce_mean(
+            keras.losses.sparse_categorical_crossentropy(
+                labels, logits, from_logits=True
+            )
+        )
+        penalty = L2Term(0.5)(reference)
+        total = task + penalty
+    grads = tape.gradient(total, reference.trainable_weights)
+    for var, grad, trained in zip(
+        reference.trainable_weights, grads, model.trainable_weights, strict=True
+    ):
+        np.testing.assert_allclose(
+            trained.numpy(), var.numpy() - 0.1 * grad.numpy(), atol=1e-5
+        )
+    assert history[0]["l2"] == pytest.approx(float(penalty), rel=1e-5)
+
+
+def _drop_hidden_unit(model, unit):
+    """Rebuilds `model` without hidden unit `unit` (and its outgoing row)."""
+    keep = np.array([i for i in range(model.get_layer("hidden").units) if i != unit])
+    small = keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras.layers.Dense(len(keep), activation="relu", name="hidden"),
+            keras.layers.Dense(3, name="out"),
+        ],
+        name="mlp",
+    )
+    kernel, bias = model.get_layer("hidden").get_weights()
+    out_kernel, out_bias = model.get_layer("out").get_weights()
+    small.get_layer("hidden").set_weights([kernel[:, keep], bias[keep]])
+    small.get_layer("out").set_weights([out_kernel[keep], out_bias])
+    paths = {v.path: v for v in small.trainable_variables}
+    maps = {
+        paths["mlp/hidden/kernel"].path: lambda s: s[:, keep],
+        paths["mlp/hidden/bias"].path: lambda s: s[keep],
+        paths["mlp/out/kernel"].path: lambda s: s[keep],
+    }
+    return ModelRebuild(small, maps)
+
+
+class DropDeadUnitAtEpoch(Callback):
+    """Removes hidden unit 0 after `epoch`, first zeroing its outgoing weights."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+        self.seen = {}
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if epoch != self.epoch:
+            return None
+        out = trainer.model.get_layer("out")
+        out.kernel.assign(
+            tf.tensor_scatter_nd_update(out.kernel, [[0]], tf.zeros((1, 3)))
+        )
+        self.seen["images"] = (
+            np.random.default_rng(1).normal(size=(16, 8)).astype(np.float32)
+        )
+        self.seen["outputs"] = trainer.model(self.seen["images"]).numpy()
+        self.seen["slots"] = {
+            path: {k: v.numpy() for k, v in slots.items()}
+            for path, slots in surgery.optimizer_slots(
+                trainer.optimizer, trainer.model.trainable_variables
+            ).items()
+        }
+        self.seen["iterations"] = int(trainer.optimizer.iterations)
+        return _drop_hidden_unit(trainer.model, 0)
+
+
+def test_rebuild_keeps_outputs_and_slots_of_kept_units():
+    images, labels = _data()
+    callback = DropDeadUnitAtEpoch(epoch=0)
+    trainer = _trainer(callbacks=[callback])
+    trainer.fit(images, labels, epochs=1, batch_size=32)
+
+    assert trainer.model.get_layer("hidden").units == 5
+    np.testing.assert_allclose(
+        trainer.model(callback.seen["images"]).numpy(),
+        callback.seen["outputs"],
+        atol=1e-6,
+    )
+    new_slots = surgery.optimizer_slots(
+        trainer.optimizer, trainer.model.trainable_variables
+    )
+    old = callback.seen["slots"]
+    assert set(new_slots["mlp/hidden/kernel"]) == {"momentum", "velocity"}
+    for name in ("momentum", "velocity"):
+        np.testing.assert_array_equal(
+            new_slots["mlp/hidden/kernel"][name].numpy(),
+            old["mlp/hidden/kernel"][name][:, 1:],
+        )
+        np.testing.assert_array_equal(
+            new_slots["mlp/out/kernel"][name].numpy(), old["mlp/out/kernel"][name][1:]
+        )
+        np.testing.assert_array_equal(
+            new_slots["mlp/out/bias"][name].numpy(), old["mlp/out/bias"][name]
+        )
+    assert int(trainer.optimizer.iterations) == callback.seen["iterations"]
+
+
+def test_training_continues_after_rebuild_mid_run():
+    images, labels = _data()
+    trainer = _trainer(callbacks=[DropDeadUnitAtEpoch(epoch=1)])
+    history = trainer.fit(images, labels, epochs=4, batch_size=32)
+    assert trainer.model.get_layer("hidden").units == 5
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_rebuild_without_slot_map_for_changed_shape_raises():
+    trainer = _trainer()
+    rebuild = _drop_hidden_unit(trainer.model, 0)
+    broken = ModelRebuild(rebuild.model, {})
+    with pytest.raises(ConfigError, match="mlp/hidden/kernel.*slot_maps"):
+        trainer.replace_model(broken)
+
+
+def test_checkpoint_resume_after_shape_change(tmp_path):
+    images, labels = _data()
+    trainer = _trainer(
+        callbacks=[DropDeadUnitAtEpoch(epoch=0)], checkpoint_dir=tmp_path
+    )
+    trainer.fit(images, labels, epochs=2, batch_size=32, seed=3)
+
+    resumed = _trainer(model=_mlp(seed=9), checkpoint_dir=tmp_path)
+    assert resumed.restore()
+    assert resumed.epochs_done == 2
+    assert resumed.model.get_layer("hidden").units == 5
+    for a, b in zip(trainer.model.variables, resumed.model.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(
+        trainer.optimizer.variables, resumed.optimizer.variables, strict=True
+    ):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert resumed.history == trainer.history
+    resumed.fit(images, labels, epochs=3, batch_size=32, seed=3)
+    assert resumed.epochs_done == 3
+
+
+def test_interrupted_fit_resumes_to_identical_weights(tmp_path):
+    images, labels = _data()
+    straight = _trainer(model=_mlp(seed=4))
+    straight.fit(images, labels, epochs=3, batch_size=32, seed=5)
+
+    first = _trainer(model=_mlp(seed=4), checkpoint_dir=tmp_path)
+    first.fit(images, labels, epochs=1, batch_size=32, seed=5)
+    second = _trainer(model=_mlp(seed=123), checkpoint_dir=tmp_path)
+    assert second.restore()
+    second.fit(images, labels, epochs=3, batch_size=32, seed=5)
+    for a, b in zip(straight.model.variables, second.model.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+class NanTerm:
+    name = "broken_term"
+
+    def __call__(self, model):
+        return tf.constant(float("nan"))
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    images, labels = _data()
+    trainer = _trainer(checkpoint_dir=tmp_path)
+    trainer.fit(images, labels, epochs=1, batch_size=32)
+    good = trainer.checkpoints.latest()
+    broken = _trainer(loss_terms=[NanTerm()], checkpoint_dir=tmp_path)
+    assert broken.restore()
+    with pytest.raises(
+        TrainingDivergedError, match="broken_term became nan at epoch 2.*epoch-000001"
+    ):
+        broken.fit(images, labels, epochs=2, batch_size=32)
+    assert broken.checkpoints.latest() == good
+
+
+def test_batch_size_errors_name_the_argument():
+    images, labels = _data(n=16)
+    trainer = _trainer()
+    with pytest.raises(ConfigError, match="batch_size=32 is larger than the 16"):
+        trainer.fit(images, labels, epochs=1, batch_size=32)
+
+
+def test_mirrored_two_cpus_matches_single_device():
+    images, labels = _data()
+    single = _trainer(model=_mlp(seed=2))
+    single.fit(images, labels, epochs=2, batch_size=32)
+
+    strategy = make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 2
+    with strategy.scope():
+        model = _mlp(seed=2)
+    mirrored = _trainer(model=model, strategy=strategy)
+    history = mirrored.fit(
+        images, labels, epochs=2, batch_size=32, validation_data=(images, labels)
+    )
+    for a, b in zip(
+        single.model.trainable_variables,
+        mirrored.model.trainable_variables,
+        strict=True,
+    ):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+    assert history[-1]["val_accuracy"] == pytest.approx(
+        single.evaluate(images, labels)["accuracy"]
+    )
+    with pytest.raises(ConfigError, match="multiple of the 2 replicas"):
+        mirrored.fit(images, labels, epochs=3, batch_size=33)

@@ -1,0 +1,69 @@
+"""Flags shared by every trainer and the one way trainers report bad input."""
+
+import sys
+from collections.abc import Callable
+
+from absl import flags
+
+from keras_rank import data as data_lib
+from keras_rank import models
+from keras_rank.errors import KerasRankError
+from keras_rank.training import STRATEGIES, TrainConfig
+
+
+def define_train_flags() -> None:
+    """Defines the flags of `keras_rank.training.TrainConfig`."""
+    flags.DEFINE_enum("model", "mlp", list(models.MODEL_NAMES), "Model of the zoo.")
+    flags.DEFINE_string(
+        "data",
+        str(data_lib.DEFAULT_DATA_DIR),
+        "A folder of the four IDX files, or tfds:NAME (needs network).",
+    )
+    flags.DEFINE_integer("epochs", 5, "Number of training epochs.", lower_bound=1)
+    flags.DEFINE_integer("batch_size", 128, "Global batch size.", lower_bound=1)
+    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+    flags.DEFINE_integer("seed", 0, "Seed of initialisation, dropout and data order.")
+    flags.DEFINE_float(
+        "validation_fraction",
+        0.1,
+        "Share of the training split held out for validation, in [0, 1).",
+    )
+    flags.DEFINE_enum(
+        "strategy", "default", list(STRATEGIES), "tf.distribute strategy."
+    )
+    flags.DEFINE_integer(
+        "cpu_devices",
+        0,
+        "With --strategy=mirrored and no GPU: split the CPU into this many devices.",
+    )
+    flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
+    flags.DEFINE_integer("verbose", 1, "0 silent, 1 progress bar, 2 a line per epoch.")
+    flags.DEFINE_string("workdir", None, "Work directory (checkpoints, logs, results).")
+    flags.mark_flag_as_required("workdir")
+
+
+def train_config_from_flags() -> TrainConfig:
+    """Builds the frozen `TrainConfig` from the parsed flags."""
+    f = flags.FLAGS
+    return TrainConfig(
+        model=f.model,
+        data=f.data,
+        epochs=f.epochs,
+        batch_size=f.batch_size,
+        learning_rate=f.learning_rate,
+        seed=f.seed,
+        validation_fraction=f.validation_fraction,
+        strategy=f.strategy,
+        cpu_devices=f.cpu_devices,
+        jit_compile=f.jit_compile,
+        verbose=f.verbose,
+    )
+
+
+def run_or_exit(fn: Callable[[], object]) -> None:
+    """Runs `fn`; bad input becomes one line on stderr and exit status 2."""
+    try:
+        fn()
+    except KerasRankError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
