@@ -1,22 +1,34 @@
-"""Small learnable datasets written as IDX files, for fast tests."""
+"""IDX encoding and small learnable datasets written as IDX files, for tests."""
 
 import gzip
 import pathlib
 
 import numpy as np
 
-_DTYPE_CODES = {np.dtype(np.uint8): 0x08}
+_CODES = {
+    np.dtype("uint8"): 0x08,
+    np.dtype("int8"): 0x09,
+    np.dtype("int16"): 0x0B,
+    np.dtype("int32"): 0x0C,
+    np.dtype("float32"): 0x0D,
+    np.dtype("float64"): 0x0E,
+}
 
 
-def write_idx(path: pathlib.Path, array: np.ndarray) -> None:
-    """Writes `array` (uint8) as an IDX file, gzip-compressed if `path` ends in .gz."""
+def idx_bytes(array: np.ndarray, *, code: int | None = None) -> bytes:
+    """Raw IDX encoding of `array`: 0, 0, type code, ndim, big-endian dims, data."""
     array = np.asarray(array)
-    header = bytes([0, 0, _DTYPE_CODES[array.dtype], array.ndim])
-    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    payload = header + array.tobytes()
-    if path.name.endswith(".gz"):
-        payload = gzip.compress(payload)
-    path.write_bytes(payload)
+    code = _CODES[array.dtype] if code is None else code
+    header = bytes([0, 0, code, array.ndim])
+    dims = np.asarray(array.shape, dtype=">u4").tobytes()
+    return header + dims + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_idx(path: pathlib.Path, payload: bytes | np.ndarray) -> pathlib.Path:
+    """Writes IDX bytes (or an array, encoded) to `path`; gzip when it ends in .gz."""
+    raw = idx_bytes(payload) if isinstance(payload, np.ndarray) else payload
+    path.write_bytes(gzip.compress(raw) if path.name.endswith(".gz") else raw)
+    return path
 
 
 def class_images(

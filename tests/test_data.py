@@ -8,34 +8,10 @@ import re
 
 import numpy as np
 import pytest
+from synthetic import idx_bytes, write_idx
 
 from keras_rank import data
 from keras_rank.errors import ConfigError, DataError
-
-_CODES = {
-    np.dtype("uint8"): 0x08,
-    np.dtype("int8"): 0x09,
-    np.dtype("int16"): 0x0B,
-    np.dtype("int32"): 0x0C,
-    np.dtype("float32"): 0x0D,
-    np.dtype("float64"): 0x0E,
-}
-
-
-def idx_bytes(array: np.ndarray, *, code: int | None = None) -> bytes:
-    """Raw IDX encoding of `array`: 0, 0, type code, ndim, big-endian dims, data."""
-    array = np.asarray(array)
-    code = _CODES[array.dtype] if code is None else code
-    header = bytes([0, 0, code, array.ndim])
-    dims = np.asarray(array.shape, dtype=">u4").tobytes()
-    return header + dims + array.astype(array.dtype.newbyteorder(">")).tobytes()
-
-
-def write_idx(path: pathlib.Path, payload: bytes | np.ndarray) -> pathlib.Path:
-    """Writes IDX bytes (or an array, encoded) to `path`; gzip when it ends in .gz."""
-    raw = idx_bytes(payload) if isinstance(payload, np.ndarray) else payload
-    path.write_bytes(gzip.compress(raw) if path.name.endswith(".gz") else raw)
-    return path
 
 
 def make_images(n: int, height: int = 4, width: int = 3, seed: int = 0) -> np.ndarray:

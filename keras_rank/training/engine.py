@@ -22,8 +22,6 @@ from keras_rank.errors import ConfigError, KerasRankError
 from keras_rank.training.checkpoint import CheckpointManager
 from keras_rank.training.hooks import Callback, LossTerm, ModelRebuild
 
-_SUMMED = ("loss_sum", "correct", "count")
-
 
 class TrainingDivergedError(KerasRankError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
@@ -34,13 +32,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def _batch_sums(labels, logits, per_example_loss) -> dict[str, tf.Tensor]:
+def _batch_sums(labels, logits, per_example_loss) -> tf.Tensor:
+    """Returns [sum of losses, correct predictions, examples] of one batch."""
     predictions = tf.argmax(logits, axis=-1, output_type=labels.dtype)
-    return {
-        "loss_sum": tf.reduce_sum(per_example_loss),
-        "correct": tf.reduce_sum(tf.cast(tf.equal(predictions, labels), tf.float32)),
-        "count": tf.cast(tf.shape(labels)[0], tf.float32),
-    }
+    correct = tf.cast(tf.equal(predictions, labels), tf.float32)
+    count = tf.cast(tf.shape(labels)[0], tf.float32)
+    return tf.stack([tf.reduce_sum(per_example_loss), tf.reduce_sum(correct), count])
 
 
 def _per_example_loss(labels, logits) -> tf.Tensor:
@@ -127,17 +124,17 @@ class Trainer:
     def _make_train_step(self):
         model, optimizer, terms = self.model, self.optimizer, self.loss_terms
         strategy = self.strategy
+        replicas = strategy.num_replicas_in_sync
 
         def replica_step(images, labels):
             with tf.GradientTape() as tape:
                 logits = model(images, training=True)
                 per_example = _per_example_loss(labels, logits)
-                loss = tf.nn.compute_average_loss(per_example)
+                global_batch = tf.cast(tf.shape(labels)[0] * replicas, tf.float32)
+                loss = tf.reduce_sum(per_example) / global_batch
                 values = {term.name: term(model) for term in terms}
                 if values:
-                    loss += tf.nn.scale_regularization_loss(
-                        tf.add_n(list(values.values()))
-                    )
+                    loss += tf.add_n(list(values.values())) / replicas
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(
                 zip(grads, model.trainable_variables, strict=True)
@@ -151,9 +148,8 @@ class Trainer:
         def train_step(batch):
             sums, values = strategy.run(replica_step, args=batch)
             reduce = strategy.reduce
-            sums = {k: reduce("SUM", v, axis=None) for k, v in sums.items()}
             values = {k: reduce("MEAN", v, axis=None) for k, v in values.items()}
-            return sums, values
+            return reduce("SUM", sums, axis=None), values
 
         return train_step
 
@@ -167,7 +163,7 @@ class Trainer:
         @tf.function
         def eval_step(batch):
             sums = strategy.run(replica_step, args=batch)
-            return {k: strategy.reduce("SUM", v, axis=None) for k, v in sums.items()}
+            return strategy.reduce("SUM", sums, axis=None)
 
         return eval_step
 
@@ -283,14 +279,13 @@ class Trainer:
         if self.verbose:
             print(f"Epoch {epoch + 1}/{epochs}")
         progbar = keras.utils.Progbar(steps, verbose=self.verbose)
-        totals = dict.fromkeys(_SUMMED, 0.0)
+        totals = np.zeros(3)
         term_totals: dict[str, float] = {}
         for step, batch in enumerate(
             self.strategy.experimental_distribute_dataset(dataset)
         ):
             sums, values = self._train_step(batch)
-            for key in _SUMMED:
-                totals[key] += float(sums[key])
+            totals += sums.numpy()
             for key, value in values.items():
                 term_totals[key] = term_totals.get(key, 0.0) + float(value)
             self.global_step += 1
@@ -325,11 +320,9 @@ class Trainer:
 
     @staticmethod
     def _logs(totals, term_totals, steps_done) -> dict[str, float]:
-        count = max(totals["count"], 1.0)
-        logs = {
-            "loss": totals["loss_sum"] / count,
-            "accuracy": totals["correct"] / count,
-        }
+        loss_sum, correct, count = totals.tolist()
+        count = max(count, 1.0)
+        logs = {"loss": loss_sum / count, "accuracy": correct / count}
         logs.update({k: v / steps_done for k, v in term_totals.items()})
         return logs
 
@@ -342,10 +335,9 @@ class Trainer:
     ) -> dict[str, float]:
         """Returns the mean loss and the accuracy of the model on a dataset."""
         dataset = data_lib.make_dataset(images, labels, batch_size=batch_size)
-        totals = dict.fromkeys(_SUMMED, 0.0)
+        totals = np.zeros(3)
         for batch in self.strategy.experimental_distribute_dataset(dataset):
-            for key, value in self._eval_step(batch).items():
-                totals[key] += float(value)
+            totals += self._eval_step(batch).numpy()
         return self._logs(totals, {}, 1)
 
     def _write_summaries(self, logs: dict[str, float]) -> None:

@@ -1,5 +1,7 @@
 """Choosing a tf.distribute strategy by name."""
 
+import functools
+
 import tensorflow as tf
 
 from keras_rank.errors import ConfigError
@@ -48,14 +50,21 @@ def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
         split_cpu(cpu_devices)
     if name == "default":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        if tf.config.list_physical_devices("GPU"):
-            return tf.distribute.MirroredStrategy()
-        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(cpus)
-    if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name in ("mirrored", "multi_worker_mirrored"):
+        return _cached_strategy(name)
     raise ConfigError(
         f"Unknown strategy '{name}'. "
         "Expected one of: default, mirrored, multi_worker_mirrored."
     )
+
+
+@functools.cache
+def _cached_strategy(name: str) -> tf.distribute.Strategy:
+    # One instance per process: a second MirroredStrategy over the same devices
+    # reuses collective instance keys of the first and its all-reduces clash.
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if tf.config.list_physical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(cpus)
