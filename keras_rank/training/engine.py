@@ -21,6 +21,7 @@ from keras_rank import surgery
 from keras_rank.errors import ConfigError, KerasRankError
 from keras_rank.training.checkpoint import CheckpointManager
 from keras_rank.training.hooks import Callback, LossTerm, ModelRebuild
+from keras_rank.training.strategy import is_chief
 
 
 class TrainingDivergedError(KerasRankError):
@@ -58,7 +59,8 @@ class Trainer:
         loss_terms: Extra loss terms computed inside the train step.
         callbacks: Eager hooks between steps and epochs.
         checkpoint_dir: Where per-epoch checkpoints go; None disables them.
-        log_dir: Where TensorBoard logs go; None disables them.
+            Every worker restores from it; only the chief writes to it.
+        log_dir: Where TensorBoard logs go (chief only); None disables them.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
         jit_compile: Compile the per-replica train step with XLA.
     """
@@ -86,7 +88,8 @@ class Trainer:
         self.global_step = 0
         self.wall_time_s = 0.0
         self.checkpoints = CheckpointManager(checkpoint_dir) if checkpoint_dir else None
-        self._log_dir = pathlib.Path(log_dir) if log_dir else None
+        self.is_chief = is_chief(self.strategy)
+        self._log_dir = pathlib.Path(log_dir) if log_dir and self.is_chief else None
         self._writers: dict[str, tf.summary.SummaryWriter] = {}
         with self.strategy.scope():
             optimizer.build(model.trainable_variables)
@@ -194,7 +197,7 @@ class Trainer:
         return True
 
     def _save_checkpoint(self) -> None:
-        if self.checkpoints is None:
+        if self.checkpoints is None or not self.is_chief:
             return
         self.checkpoints.save(
             self.epochs_done,
@@ -310,9 +313,8 @@ class Trainer:
         self.wall_time_s += elapsed
         logs["epoch_time_s"] = elapsed
         logs["epoch"] = epoch + 1
-        progbar.update(
-            steps, [(k, v) for k, v in logs.items() if k != "epoch"], finalize=True
-        )
+        shown = [(k, v) for k, v in logs.items() if k not in ("epoch", "epoch_time_s")]
+        progbar.update(steps, shown, finalize=True)
         self.history.append(logs)
         self.epochs_done = epoch + 1
         self._write_summaries(logs)

@@ -43,7 +43,7 @@ def prepare_workdir(workdir: str | os.PathLike, config: TrainConfig) -> pathlib.
     path = pathlib.Path(workdir)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_probe"
+        probe = path / f".write_probe.{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as error:
@@ -116,15 +116,12 @@ def train_and_evaluate(
     )
     start = time.perf_counter()
     test = trainer.evaluate(*splits.test, batch_size=max(config.batch_size, 256))
-    trainer.model.save(path / "model.keras")
     cost = costs.model_cost(trainer.model)
+    val_accuracies = [h["val_accuracy"] for h in trainer.history if "val_accuracy" in h]
     results = {
         "test_loss": test["loss"],
         "test_accuracy": test["accuracy"],
-        "best_val_accuracy": max(
-            (h.get("val_accuracy", float("nan")) for h in trainer.history),
-            default=None,
-        ),
+        "best_val_accuracy": max(val_accuracies, default=None),
         "epochs_completed": trainer.epochs_done,
         "params": cost.params,
         "flops_mac1": cost.flops_mac1,
@@ -145,7 +142,9 @@ def train_and_evaluate(
         "replicas": strategy.num_replicas_in_sync,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    (path / "results.json").write_text(json.dumps(results, indent=1))
+    if trainer.is_chief:
+        trainer.model.save(path / "model.keras")
+        (path / "results.json").write_text(json.dumps(results, indent=1))
     if config.verbose:
         print(costs.format_cost_table(cost))
         print(

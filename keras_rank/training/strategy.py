@@ -33,6 +33,22 @@ def split_cpu(count: int) -> None:
         ) from error
 
 
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Returns whether this process writes checkpoints, logs and results.
+
+    Only one worker of a multi-worker cluster writes (the chief, or worker 0
+    when the cluster has no chief); every worker reads the same work
+    directory, which must be on a shared file system.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
 def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
     """Returns the strategy called `name`.
 
