@@ -276,3 +276,34 @@ def test_mirrored_two_cpus_matches_single_device():
     )
     with pytest.raises(ConfigError, match="multiple of the 2 replicas"):
         mirrored.fit(images, labels, epochs=3, batch_size=33)
+
+
+def test_gradient_noise_has_annealed_variance_and_is_reproducible():
+    from keras_rank.gradient_noise import GradientNoise
+
+    noise = GradientNoise(eta=0.3, seed=1)
+    grads = [tf.zeros((200, 300))]
+    first = noise(grads, [None], tf.constant(8))[0].numpy()
+    again = noise(grads, [None], tf.constant(8))[0].numpy()
+    later = noise(grads, [None], tf.constant(9))[0].numpy()
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, later)
+    assert first.std() == pytest.approx(np.sqrt(0.3 / 9**0.55), rel=0.02)
+    with pytest.raises(ConfigError, match="eta=0"):
+        GradientNoise(eta=0)
+
+
+def test_gradient_transform_runs_inside_the_step():
+    images, labels = _data(n=32)
+    model = _mlp()
+    before = [v.numpy() for v in model.trainable_variables]
+
+    def zero_grads(grads, variables, step):
+        return [tf.zeros_like(g) for g in grads]
+
+    trainer = Trainer(
+        model, keras.optimizers.SGD(0.1), gradient_transforms=[zero_grads], verbose=0
+    )
+    trainer.fit(images, labels, epochs=1, batch_size=32)
+    for a, b in zip(before, model.trainable_variables, strict=True):
+        np.testing.assert_array_equal(a, b.numpy())

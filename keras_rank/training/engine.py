@@ -20,7 +20,12 @@ from keras_rank import data as data_lib
 from keras_rank import surgery
 from keras_rank.errors import ConfigError, KerasRankError
 from keras_rank.training.checkpoint import CheckpointManager
-from keras_rank.training.hooks import Callback, LossTerm, ModelRebuild
+from keras_rank.training.hooks import (
+    Callback,
+    GradientTransform,
+    LossTerm,
+    ModelRebuild,
+)
 from keras_rank.training.strategy import is_chief
 
 
@@ -57,6 +62,8 @@ class Trainer:
         optimizer: A Keras optimizer.
         strategy: The tf.distribute strategy (default: the current one).
         loss_terms: Extra loss terms computed inside the train step.
+        gradient_transforms: Applied in order to the gradients inside the
+            train step, before the optimizer update.
         callbacks: Eager hooks between steps and epochs.
         checkpoint_dir: Where per-epoch checkpoints go; None disables them.
             Every worker restores from it; only the chief writes to it.
@@ -72,6 +79,7 @@ class Trainer:
         *,
         strategy: tf.distribute.Strategy | None = None,
         loss_terms: Sequence[LossTerm] = (),
+        gradient_transforms: Sequence[GradientTransform] = (),
         callbacks: Sequence[Callback] = (),
         checkpoint_dir: str | os.PathLike | None = None,
         log_dir: str | os.PathLike | None = None,
@@ -80,6 +88,7 @@ class Trainer:
     ):
         self.strategy = strategy or tf.distribute.get_strategy()
         self.loss_terms = tuple(loss_terms)
+        self.gradient_transforms = tuple(gradient_transforms)
         self.callbacks = tuple(callbacks)
         self.verbose = verbose
         self.jit_compile = jit_compile
@@ -126,6 +135,7 @@ class Trainer:
 
     def _make_train_step(self):
         model, optimizer, terms = self.model, self.optimizer, self.loss_terms
+        transforms = self.gradient_transforms
         strategy = self.strategy
         replicas = strategy.num_replicas_in_sync
 
@@ -139,6 +149,10 @@ class Trainer:
                 if values:
                     loss += tf.add_n(list(values.values())) / replicas
             grads = tape.gradient(loss, model.trainable_variables)
+            for transform in transforms:
+                grads = transform(
+                    grads, model.trainable_variables, optimizer.iterations
+                )
             optimizer.apply_gradients(
                 zip(grads, model.trainable_variables, strict=True)
             )

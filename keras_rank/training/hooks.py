@@ -1,10 +1,12 @@
 """Extension points of the training engine.
 
-Methods plug into `keras_rank.training.Trainer` through two kinds of object,
-never by editing the engine:
+Methods plug into `keras_rank.training.Trainer` through three kinds of
+object, never by editing the engine:
 
 * `LossTerm`: a scalar computed from the model's weights inside the compiled
   train step and added to the task loss (RaRe, factor L2, LC penalties).
+* `GradientTransform`: a function of the gradients inside the train step
+  (gradient noise).
 * `Callback`: eager code run between steps and between epochs. A callback may
   return a `ModelRebuild` to replace the model by one with other layer shapes
   (fusion, rank truncation); the engine carries the optimizer state of kept
@@ -37,6 +39,15 @@ class LossTerm(Protocol):
 
     def __call__(self, model: keras.Model) -> tf.Tensor:
         """Returns the term's scalar value (already multiplied by its weight)."""
+
+
+class GradientTransform(Protocol):
+    """Changes the gradients inside the compiled train step, before the update."""
+
+    def __call__(
+        self, grads: list[tf.Tensor], variables: list, step: tf.Tensor
+    ) -> list[tf.Tensor]:
+        """Returns new gradients; `step` is the optimizer's iteration count."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ from keras_rank import data as data_lib
 from keras_rank.errors import ConfigError
 from keras_rank.training.config import TrainConfig
 from keras_rank.training.engine import Trainer
-from keras_rank.training.hooks import Callback, LossTerm
+from keras_rank.training.hooks import Callback, GradientTransform, LossTerm
 from keras_rank.training.strategy import make_strategy
 
 ModelFn = Callable[[TrainConfig, tuple[int, ...], int], keras.Model]
@@ -63,7 +63,9 @@ def train_and_evaluate(
     *,
     model_fn: ModelFn = _zoo_model,
     loss_terms: Sequence[LossTerm] = (),
+    gradient_transforms: Sequence[GradientTransform] = (),
     callbacks: Sequence[Callback] = (),
+    report: Callable[[Trainer], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Trains a model as `config` says, resuming from `workdir` if possible.
 
@@ -73,7 +75,10 @@ def train_and_evaluate(
         model_fn: Builds the model from (config, input_shape, num_classes);
             defaults to the model zoo.
         loss_terms: Extra loss terms for the train step.
+        gradient_transforms: Gradient transforms for the train step.
         callbacks: Engine callbacks.
+        report: Returns method-specific entries added to the results (called
+            after training, before results.json is written).
 
     Returns:
         The dict written to `workdir/results.json`.
@@ -96,6 +101,7 @@ def train_and_evaluate(
         optimizer,
         strategy=strategy,
         loss_terms=loss_terms,
+        gradient_transforms=gradient_transforms,
         callbacks=callbacks,
         checkpoint_dir=path / "checkpoints",
         log_dir=path / "tensorboard",
@@ -142,6 +148,8 @@ def train_and_evaluate(
         "replicas": strategy.num_replicas_in_sync,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
+    if report is not None:
+        results.update(report(trainer))
     if trainer.is_chief:
         trainer.model.save(path / "model.keras")
         (path / "results.json").write_text(json.dumps(results, indent=1))
