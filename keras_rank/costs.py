@@ -10,10 +10,13 @@ Counts are per example (batch size 1) and cover the weight products only:
   of Lee et al. 2021, whose MLP 784-500x5-10 has 2.79 M FLOPs
   (``2 * 1,397,000``).
 * Parameters: ``layer.count_params()``, every weight including biases and
-  non-trainable ones.
+  non-trainable ones, unless a parameter rule is registered for the layer's
+  class (e.g. factorized layers count only their trainable factors, not the
+  index vectors that encode P and Q).
 
-MAC rules are looked up by layer class along the MRO, so a module defining a
-new layer adds its rule with :func:`register_cost` without editing this one.
+MAC and parameter rules are looked up by layer class along the MRO, so a
+module defining a new layer adds its rules with :func:`register_cost` and
+:func:`register_params` without editing this one.
 Layers without weights cost 0 MACs; layers with weights and no rule have
 ``macs=None`` and are listed in :attr:`ModelCost.uncounted`.
 """
@@ -28,6 +31,7 @@ import keras
 from keras_rank.errors import ConfigError
 
 MacRule = Callable[[keras.layers.Layer], int]
+ParamsRule = Callable[[keras.layers.Layer], int]
 
 FLOPS_CONVENTIONS: dict[str, str] = {
     "flops_mac1": (
@@ -41,6 +45,7 @@ FLOPS_CONVENTIONS: dict[str, str] = {
 }
 
 _RULES: dict[type, MacRule] = {}
+_PARAMS_RULES: dict[type, ParamsRule] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +56,8 @@ class LayerCost:
         name: Layer name, prefixed with ``"<nested model>/"`` for layers of
             nested models.
         kind: Class name of the layer, e.g. ``"Dense"``.
-        params: Number of parameters, including biases and non-trainable ones.
+        params: Number of parameters, including biases and non-trainable ones,
+            or the value of the parameter rule registered for the class.
         macs: Multiply-accumulates of the weight product, or None when the layer
             has weights but no MAC rule is registered for its class.
 
@@ -132,6 +138,16 @@ class ModelCost:
         }
 
 
+def _check_layer_class(layer_class: object, function: str) -> None:
+    """Raise unless ``layer_class`` is a subclass of ``keras.layers.Layer``."""
+    if not (
+        isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)
+    ):
+        raise ConfigError(
+            f"{function} expects a subclass of keras.layers.Layer, got {layer_class!r}."
+        )
+
+
 def register_cost(
     layer_class: type[keras.layers.Layer],
 ) -> Callable[[MacRule], MacRule]:
@@ -156,13 +172,7 @@ def register_cost(
         ConfigError: If ``layer_class`` is not a Keras layer class.
 
     """
-    if not (
-        isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)
-    ):
-        raise ConfigError(
-            "register_cost expects a subclass of keras.layers.Layer, "
-            f"got {layer_class!r}."
-        )
+    _check_layer_class(layer_class, "register_cost")
 
     def decorator(rule: MacRule) -> MacRule:
         _RULES[layer_class] = rule
@@ -171,11 +181,46 @@ def register_cost(
     return decorator
 
 
-def _find_rule(layer: keras.layers.Layer) -> MacRule | None:
+def register_params(
+    layer_class: type[keras.layers.Layer],
+) -> Callable[[ParamsRule], ParamsRule]:
+    """Register a parameter-count rule for a layer class and its subclasses.
+
+    Without a rule, a layer's parameters are ``layer.count_params()``. Lookup
+    and replacement work as for :func:`register_cost`.
+
+    Example:
+        >>> @register_params(MyMaskedDense)
+        ... def _masked_dense_params(layer):
+        ...     return int(layer.kernel.shape.num_elements())  # not the mask
+
+    Args:
+        layer_class: A subclass of ``keras.layers.Layer``.
+
+    Returns:
+        A decorator that registers ``fn(layer) -> int`` (parameters of a built
+        layer) and returns it unchanged.
+
+    Raises:
+        ConfigError: If ``layer_class`` is not a Keras layer class.
+
+    """
+    _check_layer_class(layer_class, "register_params")
+
+    def decorator(rule: ParamsRule) -> ParamsRule:
+        _PARAMS_RULES[layer_class] = rule
+        return rule
+
+    return decorator
+
+
+def _find_rule(
+    layer: keras.layers.Layer, rules: dict[type, Callable[[keras.layers.Layer], int]]
+) -> Callable[[keras.layers.Layer], int] | None:
     """Return the rule of the nearest registered class in the layer's MRO."""
     for cls in type(layer).__mro__:
-        if cls in _RULES:
-            return _RULES[cls]
+        if cls in rules:
+            return rules[cls]
     return None
 
 
@@ -230,10 +275,16 @@ def _conv_macs(layer: keras.layers.Layer) -> int:
 
 def _layer_macs(layer: keras.layers.Layer) -> int | None:
     """MACs of a built layer: its rule, else 0 without weights, else None."""
-    rule = _find_rule(layer)
+    rule = _find_rule(layer, _RULES)
     if rule is not None:
         return int(rule(layer))
     return None if layer.weights else 0
+
+
+def _layer_params(layer: keras.layers.Layer) -> int:
+    """Parameters of a built layer: its rule, else ``count_params()``."""
+    rule = _find_rule(layer, _PARAMS_RULES)
+    return int(rule(layer)) if rule is not None else layer.count_params()
 
 
 def layer_cost(layer: keras.layers.Layer) -> LayerCost:
@@ -258,7 +309,7 @@ def layer_cost(layer: keras.layers.Layer) -> LayerCost:
     return LayerCost(
         name=layer.name,
         kind=type(layer).__name__,
-        params=layer.count_params(),
+        params=_layer_params(layer),
         macs=_layer_macs(layer),
     )
 

@@ -34,8 +34,12 @@ def _zoo_model(config: TrainConfig, input_shape, num_classes) -> keras.Model:
     return models.build_model(config.model, input_shape, num_classes)
 
 
-def prepare_workdir(workdir: str | os.PathLike, config: TrainConfig) -> pathlib.Path:
-    """Creates `workdir`, or checks that it holds a run of the same config.
+def prepare_workdir(
+    workdir: str | os.PathLike,
+    config: TrainConfig,
+    method_config: dict[str, Any] | None = None,
+) -> pathlib.Path:
+    """Creates `workdir`, or checks that it holds a run of the same configs.
 
     Raises:
         ConfigError: The folder cannot be written, or holds another run.
@@ -51,9 +55,17 @@ def prepare_workdir(workdir: str | os.PathLike, config: TrainConfig) -> pathlib.
             f"workdir '{workdir}' is not a writable folder: {error.strerror or error}."
         ) from error
     saved = path / "config.json"
+    current = {**config.to_dict(), "method": method_config}
     if saved.is_file():
-        config.check_resumable_from(json.loads(saved.read_text()), str(workdir))
-    saved.write_text(json.dumps(config.to_dict(), indent=1))
+        previous = json.loads(saved.read_text())
+        config.check_resumable_from(previous, str(workdir))
+        if previous.get("method") != json.loads(json.dumps(method_config)):
+            raise ConfigError(
+                f"workdir '{workdir}' holds a run with method settings "
+                f"{previous.get('method')}, but this run asks for {method_config}. "
+                "Use a new workdir or the same settings to resume."
+            )
+    saved.write_text(json.dumps(current, indent=1))
     return path
 
 
@@ -66,6 +78,7 @@ def train_and_evaluate(
     gradient_transforms: Sequence[GradientTransform] = (),
     callbacks: Sequence[Callback] = (),
     report: Callable[[Trainer], dict[str, Any]] | None = None,
+    method_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Trains a model as `config` says, resuming from `workdir` if possible.
 
@@ -79,11 +92,13 @@ def train_and_evaluate(
         callbacks: Engine callbacks.
         report: Returns method-specific entries added to the results (called
             after training, before results.json is written).
+        method_config: The method's own settings, saved in config.json and
+            checked on resume like `config`.
 
     Returns:
         The dict written to `workdir/results.json`.
     """
-    path = prepare_workdir(workdir, config)
+    path = prepare_workdir(workdir, config, method_config)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(config.strategy, config.cpu_devices)

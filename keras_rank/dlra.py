@@ -1,0 +1,486 @@
+"""Dynamic low-rank approximation (Lee et al. 2021) on the training engine.
+
+`DLRA` gathers the whole method as engine extensions:
+
+* loss terms (computed inside the compiled step): RaRe, eq. 16, with the
+  corrected sin^2 of NOTES.md, and the factor L2 of eq. 17;
+* a gradient transform: annealed gradient noise (optional);
+* a callback that, between steps, tests the most parallel column and row
+  pair of every factorized layer (Alg. 1 lines 7-8) and fuses them by
+  assigning new values to the layer's P, W', Q arrays (shapes unchanged: the
+  function is exactly the masked one), and once an epoch rebuilds the model
+  at the compact shapes (`ModelRebuild`).
+
+The most parallel pair of each layer and axis needs an all-pairs Gram
+matrix. It is recomputed every `search_every` steps and after every fusion;
+in between, RaRe (whose value and gradient come from the minimising pair
+only) and the fusion test use the cached pair. See BUILD_NOTES.md for the
+measurement behind the default.
+"""
+
+import dataclasses
+import json
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_rank import costs, fusion, rare
+from keras_rank.errors import ConfigError
+from keras_rank.factorize import factorized_layers
+from keras_rank.gradient_noise import GradientNoise
+from keras_rank.layers import FactorState
+from keras_rank.training.hooks import Callback, ModelRebuild
+
+AXES = ("col", "row")
+L2_TARGETS = ("kernel", "effective")
+# Positively homogeneous activations: act(c z) = c act(z) for c > 0.
+FEATURE_REDUCTION_ACTIVATIONS = ("relu", "leaky_relu")
+# Layers a feature can pass through unchanged, channel by channel.
+_PASS_THROUGH = (keras.layers.Dropout, keras.layers.MaxPooling2D)
+
+
+@dataclasses.dataclass(frozen=True)
+class DLRAConfig:
+    """Hyperparameters of RaRe + DLRA.
+
+    Attributes:
+        lambda1: Weight of the RaRe loss (eq. 18), >= 0.
+        lambda2: Weight of the factor L2 loss (eq. 17), >= 0.
+        tau_cos: Fuse a pair when 1 - |cos| < tau_cos, > 0.
+        tau_euc: ... and its magnitude-equalised distance < tau_euc, > 0.
+        frobenius_norm: Frobenius normalization (eq. 15) on every layer.
+        fusion: Fuse vectors (False: RaRe and FN only, no compression).
+        feature_reduction: Share activations of fused rows (section 4.3) for
+            ReLU-family layers feeding a factorized layer.
+        search_every: Steps between two all-pairs searches, >= 1.
+        l2_target: What eq. 17 penalises: "kernel" (the raw W') or
+            "effective" (W' as the layer uses it; under FN the gain).
+        gradient_noise: Variance eta of the annealed gradient noise; 0 off.
+    """
+
+    lambda1: float = 20.0
+    lambda2: float = 0.1
+    tau_cos: float = 1e-4
+    tau_euc: float = 0.1
+    frobenius_norm: bool = True
+    fusion: bool = True
+    feature_reduction: bool = True
+    search_every: int = 10
+    l2_target: str = "effective"
+    gradient_noise: float = 0.0
+
+    def __post_init__(self):
+        for name in ("lambda1", "lambda2", "gradient_noise"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(
+                    f"Expected {name} >= 0. Received: {name}={getattr(self, name)}"
+                )
+        for name in ("tau_cos", "tau_euc"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(
+                    f"Expected {name} > 0. Received: {name}={getattr(self, name)}"
+                )
+        if not isinstance(self.search_every, int) or self.search_every < 1:
+            raise ConfigError(
+                "Expected search_every >= 1. "
+                f"Received: search_every={self.search_every}"
+            )
+        if self.l2_target not in L2_TARGETS:
+            raise ConfigError(
+                f"Unknown l2_target '{self.l2_target}'. "
+                f"Expected one of: {', '.join(L2_TARGETS)}."
+            )
+
+    @property
+    def factorizes(self) -> bool:
+        """Whether the model needs factorized layers at all."""
+        return (
+            self.frobenius_norm or self.fusion or self.lambda1 > 0 or self.lambda2 > 0
+        )
+
+
+def axis_vectors(layer, axis: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """Returns the (vectors, live mask) of a layer's columns or rows.
+
+    Columns are the rows of the effective kernel; rows are its columns with
+    the bias appended (rows of [W, b]).
+    """
+    kernel = layer.effective_kernel()
+    if axis == "col":
+        return kernel, layer.col_mask
+    rows = tf.transpose(kernel)
+    if layer.use_bias:
+        rows = tf.concat([rows, (layer.bias * layer.row_mask)[:, None]], axis=1)
+    return rows, layer.row_mask
+
+
+def _live(mask) -> tf.Tensor:
+    return tf.reduce_sum(tf.cast(mask, tf.float32))
+
+
+class DLRA(Callback):
+    """RaRe loss, fusion and structural rebuilds for a factorized model.
+
+    Pass `loss_terms`, `gradient_transforms` and the object itself (as a
+    callback) to the trainer, and `report` to `train_and_evaluate`.
+
+    Args:
+        config: The method's hyperparameters.
+        seed: Seed of the gradient noise.
+    """
+
+    def __init__(self, config: DLRAConfig, seed: int = 0):
+        self.config = config
+        self.seed = seed
+        self._model = None
+        self._layers: list = []
+        self._links: list[bool] = []
+        self._pairs: dict[str, dict[str, tf.Variable]] = {}
+        self._fused_since_rebuild = 0
+        # Recorded once, on the model as first seen; restored on resume.
+        self._initial: dict[str, Any] = {}
+
+    # ----------------------------------------------------------- extensions
+    @property
+    def loss_terms(self) -> list:
+        """The loss terms to give the trainer."""
+        terms = []
+        if self.config.lambda1 > 0:
+            terms.append(_RaReTerm(self))
+        if self.config.lambda2 > 0:
+            terms.append(_FactorL2Term(self))
+        return terms
+
+    @property
+    def gradient_transforms(self) -> list:
+        """The gradient transforms to give the trainer."""
+        if self.config.gradient_noise > 0:
+            return [GradientNoise(self.config.gradient_noise, seed=self.seed)]
+        return []
+
+    # -------------------------------------------------------------- binding
+    def _bind(self, model: keras.Model) -> None:
+        if model is self._model:
+            return
+        self._model = model
+        self._layers = factorized_layers(model)
+        self._links = [self._linked(model, i) for i in range(len(self._layers) - 1)]
+        if not self._initial:
+            self._record_initial(model)
+        self._pairs = {
+            layer.name: {
+                axis: tf.Variable([0, 1], dtype=tf.int32, trainable=False)
+                for axis in AXES
+            }
+            for layer in self._layers
+        }
+        self._refresh_fns = [self._make_refresh(layer) for layer in self._layers]
+        self._probe_fn = tf.function(self._probe)
+        for refresh in self._refresh_fns:
+            refresh()
+
+    def _linked(self, model: keras.Model, index: int) -> bool:
+        """Whether layer `index` feeds layer `index + 1` with shared features."""
+        if not self.config.feature_reduction:
+            return False
+        first, second = self._layers[index], self._layers[index + 1]
+        activation = keras.activations.serialize(first.activation)
+        if activation not in FEATURE_REDUCTION_ACTIVATIONS or type(first) is not type(
+            second
+        ):
+            return False
+        start = model.layers.index(first)
+        between = model.layers[start + 1 : model.layers.index(second)]
+        return all(isinstance(layer, _PASS_THROUGH) for layer in between)
+
+    def _record_initial(self, model: keras.Model) -> None:
+        cost = costs.model_cost(model)
+        self._initial = {
+            "params": cost.params,
+            "flops_mac1": cost.flops_mac1,
+            "flops_mac2": cost.flops_mac2,
+            "features": {layer.name: int(layer.features_out) for layer in self._layers},
+            "dropout": self._dropout_owners(model),
+        }
+        if self.config.feature_reduction:
+            for index, linked in enumerate(self._links):
+                if linked:
+                    self._edit_pair(index, fusion.init_feature_reduction)
+
+    def _dropout_owners(self, model: keras.Model) -> dict[str, list]:
+        """Maps each Dropout layer after a factorized layer to [owner, rate]."""
+        owners, owner = {}, None
+        for layer in model.layers:
+            if layer in self._layers:
+                owner = layer.name
+            elif isinstance(layer, keras.layers.Dropout) and owner is not None:
+                owners[layer.name] = [owner, float(layer.rate)]
+        return owners
+
+    def _edit_pair(self, index: int, edit) -> None:
+        first, second = self._layers[index], self._layers[index + 1]
+        state, next_state = first.factor_state(), second.factor_state()
+        edit(state, next_state)
+        first.assign_factor_state(state)
+        second.assign_factor_state(next_state)
+
+    # ------------------------------------------------------- search / probe
+    def _axis_allowed(self, index: int, axis: str, layer) -> tf.Tensor:
+        """Longer axis only; not input-layer columns nor classifier rows."""
+        n_live, m_live = _live(layer.col_mask), _live(layer.row_mask)
+        if axis == "col":
+            if index == 0:
+                return tf.constant(False)
+            return tf.logical_and(n_live >= m_live, n_live >= 2)
+        if index == len(self._layers) - 1:
+            return tf.constant(False)
+        return tf.logical_and(m_live >= n_live, m_live >= 2)
+
+    def _make_refresh(self, layer):
+        pairs = self._pairs[layer.name]
+
+        @tf.function
+        def refresh():
+            for axis in AXES:
+                vectors, mask = axis_vectors(layer, axis)
+                i, j, _ = rare.most_parallel_pair(vectors, mask)
+                pairs[axis].assign(tf.stack([i, j]))
+
+        return refresh
+
+    def _pair_vectors(self, layer, axis):
+        vectors, mask = axis_vectors(layer, axis)
+        pair = self._pairs[layer.name][axis]
+        live = tf.logical_and(
+            tf.gather(mask, pair[0]) > 0, tf.gather(mask, pair[1]) > 0
+        )
+        live = tf.logical_and(live, pair[0] != pair[1])
+        return tf.gather(vectors, pair[0]), tf.gather(vectors, pair[1]), live
+
+    def _probe(self) -> tf.Tensor:
+        """Rows [allowed, 1 - |cos|, D_euc] for each (layer, axis) pair."""
+        rows = []
+        for index, layer in enumerate(self._layers):
+            for axis in AXES:
+                u, v, live = self._pair_vectors(layer, axis)
+                allowed = tf.logical_and(live, self._axis_allowed(index, axis, layer))
+                gap = 1.0 - tf.sqrt(tf.maximum(1.0 - rare.squared_sine(u, v), 0.0))
+                rows.append(
+                    tf.stack(
+                        [tf.cast(allowed, tf.float32), gap, rare.euclidean_gap(u, v)]
+                    )
+                )
+        return tf.stack(rows)
+
+    # ------------------------------------------------------------ callbacks
+    def on_train_begin(self, trainer) -> None:
+        """Binds to the (possibly restored) model."""
+        self._bind(trainer.model)
+
+    def on_epoch_begin(self, trainer, epoch: int) -> None:
+        """Rebinds after the engine swapped in a rebuilt model."""
+        self._bind(trainer.model)
+
+    def on_step_end(self, trainer, step: int, logs) -> None:
+        """Tests the cached pairs and fuses those under both thresholds."""
+        if not self.config.fusion:
+            return None
+        if step % self.config.search_every == 0:
+            for refresh in self._refresh_fns:
+                refresh()
+        probe = self._probe_fn().numpy()
+        touched = set()
+        for row, (index, axis) in zip(probe, self._entries(), strict=True):
+            allowed, gap, distance = row
+            if allowed and gap < self.config.tau_cos and distance < self.config.tau_euc:
+                self._fuse(index, axis)
+                touched.update({index, index + 1} if axis == "row" else {index})
+        for index in sorted(touched & set(range(len(self._layers)))):
+            self._refresh_fns[index]()
+        return None
+
+    def _entries(self) -> list[tuple[int, str]]:
+        return [(i, axis) for i in range(len(self._layers)) for axis in AXES]
+
+    def _fuse(self, index: int, axis: str) -> None:
+        layer = self._layers[index]
+        i, j = (int(v) for v in self._pairs[layer.name][axis].numpy())
+        if axis == "col":
+            state = layer.factor_state()
+            fusion.fuse_columns(state, i, j)
+            layer.assign_factor_state(state)
+        elif index < len(self._links) and self._links[index]:
+            self._edit_pair(index, lambda s, n: fusion.fuse_rows(s, i, j, n))
+        else:
+            state = layer.factor_state()
+            fusion.fuse_rows(state, i, j)
+            layer.assign_factor_state(state)
+        self._fused_since_rebuild += 1
+
+    def on_epoch_end(self, trainer, epoch: int, logs) -> ModelRebuild | None:
+        """Logs compression and dimensions; rebuilds if anything was fused."""
+        self._bind(trainer.model)
+        states = [layer.factor_state() for layer in self._layers]
+        logs.update(self._epoch_logs(trainer.model, states))
+        if not self._fused_since_rebuild:
+            return None
+        self._fused_since_rebuild = 0
+        return self._rebuild(trainer.model, states)
+
+    def _epoch_logs(self, model, states: list[FactorState]) -> dict[str, float]:
+        params = self._live_params(model, states)
+        logs = {
+            "params": float(params),
+            "compression": 1.0 - params / self._initial["params"],
+        }
+        for layer, state in zip(self._layers, states, strict=True):
+            counts = fusion.live_counts(state)
+            logs[f"dims/{layer.name}/in"] = float(counts["groups_in"])
+            logs[f"dims/{layer.name}/out"] = float(counts["groups_out"])
+            logs[f"dims/{layer.name}/feat"] = float(counts["features_out"])
+        return logs
+
+    def _live_params(self, model, states: list[FactorState]) -> int:
+        """Trainable parameters once dead groups are dropped."""
+        total = costs.model_cost(model).params
+        for state in states:
+            counts = fusion.live_counts(state)
+            has_bias = state.bias is not None
+            total -= state.kernel.size + (state.bias.size if has_bias else 0)
+            total += counts["groups_out"] * (counts["groups_in"] + has_bias)
+        return total
+
+    # -------------------------------------------------------------- rebuild
+    def _rebuild(self, model: keras.Model, states: list[FactorState]) -> ModelRebuild:
+        """Returns the model at compact shapes, computing the same function."""
+        compact = fusion.compact(states, self._links)
+        by_name = {
+            layer.name: (old, new)
+            for layer, old, new in zip(self._layers, states, compact, strict=True)
+        }
+        config = model.get_config()
+        for entry in config["layers"]:
+            name = entry["config"]["name"]
+            if name in by_name:
+                new = by_name[name][1]
+                entry["config"].update(
+                    groups_in=int(new.kernel.shape[0]),
+                    groups_out=int(new.kernel.shape[1]),
+                    features_out=int(new.feature_group.shape[0]),
+                )
+            elif name in self._initial["dropout"]:
+                entry["config"]["rate"] = self._dropout_rate(name, by_name)
+        rebuilt = model.__class__.from_config(config)
+        slot_maps = {}
+        for layer in rebuilt.layers:
+            old_layer = model.get_layer(layer.name)
+            if layer.name in by_name:
+                old, new = by_name[layer.name]
+                layer.assign_factor_state(new)
+                slot_maps.update(self._slot_maps(layer, old))
+            else:
+                for target, source in zip(
+                    layer.variables, old_layer.variables, strict=True
+                ):
+                    target.assign(source)
+        return ModelRebuild(rebuilt, slot_maps)
+
+    def _dropout_rate(self, name: str, by_name) -> float:
+        owner, rate0 = self._initial["dropout"][name]
+        features = fusion.live_counts(by_name[owner][1])["features_out"]
+        return rate0 * features / self._initial["features"][owner]
+
+    @staticmethod
+    def _slot_maps(layer, old: FactorState) -> dict:
+        cols, rows = np.flatnonzero(old.col_mask), np.flatnonzero(old.row_mask)
+        maps = {layer.kernel.path: lambda slot: slot[np.ix_(cols, rows)]}
+        if layer.use_bias:
+            maps[layer.bias.path] = lambda slot: slot[rows]
+        return maps
+
+    # ------------------------------------------------------ state / report
+    def get_state(self) -> dict[str, Any]:
+        """Returns what a resumed run needs: the initial sizes and rates."""
+        return {"initial": json.dumps(self._initial)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restores `get_state`."""
+        if "initial" in state:
+            self._initial = json.loads(str(state["initial"]))
+
+    def report(self, trainer) -> dict[str, Any]:
+        """Results entries: sizes before/after, compression, Table 2 dims."""
+        self._bind(trainer.model)
+        cost = costs.model_cost(trainer.model)
+        layers = []
+        for layer in self._layers:
+            counts = fusion.live_counts(layer.factor_state())
+            layers.append(
+                {
+                    "layer": layer.name,
+                    "input": counts["groups_in"],
+                    "output": counts["groups_out"],
+                    "features": counts["features_out"],
+                }
+            )
+        history = trainer.history
+        return {
+            "dlra": {
+                "config": dataclasses.asdict(self.config),
+                "params_before": self._initial["params"],
+                "params_after": cost.params,
+                "flops_mac1_before": self._initial["flops_mac1"],
+                "flops_mac1_after": cost.flops_mac1,
+                "flops_mac2_before": self._initial["flops_mac2"],
+                "flops_mac2_after": cost.flops_mac2,
+                "compression": 1.0 - cost.params / self._initial["params"],
+                "layers": layers,
+                "compression_per_epoch": [h.get("compression") for h in history],
+            }
+        }
+
+
+class _RaReTerm:
+    """lambda1 * eq. 16 on the cached most parallel pairs (sin^2, NOTES.md)."""
+
+    name = "rare"
+
+    def __init__(self, dlra: DLRA):
+        self.dlra = dlra
+
+    def __call__(self, model: keras.Model) -> tf.Tensor:
+        dlra = self.dlra
+        total, weight_sum = [], []
+        for index, layer in enumerate(dlra._layers):
+            size = _live(layer.col_mask) * _live(layer.row_mask)
+            weight_sum.append(size)
+            for axis in AXES:
+                u, v, live = dlra._pair_vectors(layer, axis)
+                allowed = tf.logical_and(live, dlra._axis_allowed(index, axis, layer))
+                total.append(
+                    size * tf.cast(allowed, tf.float32) * rare.squared_sine(u, v)
+                )
+        return dlra.config.lambda1 * tf.add_n(total) / (2.0 * tf.add_n(weight_sum))
+
+
+class _FactorL2Term:
+    """lambda2 * eq. 17: mean over layers of ||W'||^2."""
+
+    name = "factor_l2"
+
+    def __init__(self, dlra: DLRA):
+        self.dlra = dlra
+
+    def __call__(self, model: keras.Model) -> tf.Tensor:
+        squares = []
+        for layer in self.dlra._layers:
+            if self.dlra.config.l2_target == "effective":
+                kernel = layer.effective_kernel()
+            else:
+                kernel = (
+                    layer.kernel * layer.col_mask[:, None] * layer.row_mask[None, :]
+                )
+            squares.append(tf.reduce_sum(tf.square(kernel)))
+        return self.dlra.config.lambda2 * tf.add_n(squares) / len(squares)
