@@ -176,10 +176,8 @@ class DLRA(Callback):
             }
             for layer in self._layers
         }
-        self._refresh_fns = [self._make_refresh(layer) for layer in self._layers]
+        self._refresh_fn = tf.function(self._refresh)
         self._probe_fn = tf.function(self._probe)
-        for refresh in self._refresh_fns:
-            refresh()
 
     def _linked(self, model: keras.Model, index: int) -> bool:
         """Whether layer `index` feeds layer `index + 1` with shared features."""
@@ -238,17 +236,19 @@ class DLRA(Callback):
             return tf.constant(False)
         return tf.logical_and(m_live >= n_live, m_live >= 2)
 
-    def _make_refresh(self, layer):
-        pairs = self._pairs[layer.name]
+    def _refresh(self, selected: tf.Tensor) -> None:
+        """Searches the most parallel pairs of the layers where `selected`."""
+        for index, layer in enumerate(self._layers):
+            pairs = self._pairs[layer.name]
 
-        @tf.function
-        def refresh():
-            for axis in AXES:
-                vectors, mask = axis_vectors(layer, axis)
-                i, j, _ = rare.most_parallel_pair(vectors, mask)
-                pairs[axis].assign(tf.stack([i, j]))
+            def search(layer=layer, pairs=pairs):
+                for axis in AXES:
+                    vectors, mask = axis_vectors(layer, axis)
+                    i, j, _ = rare.most_parallel_pair(vectors, mask)
+                    pairs[axis].assign(tf.stack([i, j]))
+                return tf.constant(True)
 
-        return refresh
+            tf.cond(selected[index], search, lambda: tf.constant(False))
 
     def _pair_vectors(self, layer, axis):
         vectors, mask = axis_vectors(layer, axis)
@@ -280,16 +280,24 @@ class DLRA(Callback):
         self._bind(trainer.model)
 
     def on_epoch_begin(self, trainer, epoch: int) -> None:
-        """Rebinds after the engine swapped in a rebuilt model."""
+        """Rebinds after a rebuild and searches every layer afresh.
+
+        A full search at each epoch start makes an epoch's behaviour depend
+        on the epoch's starting state only, so a resumed run repeats an
+        uninterrupted one exactly.
+        """
         self._bind(trainer.model)
+        self._refresh_all()
+
+    def _refresh_all(self) -> None:
+        self._refresh_fn(tf.ones(len(self._layers), tf.bool))
 
     def on_step_end(self, trainer, step: int, logs) -> None:
-        """Tests the cached pairs and fuses those under both thresholds."""
+        """Searches every `search_every` steps; fuses pairs under both thresholds."""
+        if step % self.config.search_every == 0:
+            self._refresh_all()
         if not self.config.fusion:
             return None
-        if step % self.config.search_every == 0:
-            for refresh in self._refresh_fns:
-                refresh()
         probe = self._probe_fn().numpy()
         touched = set()
         for row, (index, axis) in zip(probe, self._entries(), strict=True):
@@ -297,8 +305,10 @@ class DLRA(Callback):
             if allowed and gap < self.config.tau_cos and distance < self.config.tau_euc:
                 self._fuse(index, axis)
                 touched.update({index, index + 1} if axis == "row" else {index})
-        for index in sorted(touched & set(range(len(self._layers)))):
-            self._refresh_fns[index]()
+        if touched:
+            selected = np.zeros(len(self._layers), bool)
+            selected[sorted(touched & set(range(len(self._layers))))] = True
+            self._refresh_fn(tf.constant(selected))
         return None
 
     def _entries(self) -> list[tuple[int, str]]:
@@ -365,6 +375,8 @@ class DLRA(Callback):
             name = entry["config"]["name"]
             if name in by_name:
                 new = by_name[name][1]
+                # Built again from its (possibly narrower) input when called.
+                entry.pop("build_config", None)
                 entry["config"].update(
                     groups_in=int(new.kernel.shape[0]),
                     groups_out=int(new.kernel.shape[1]),

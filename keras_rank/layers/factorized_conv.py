@@ -281,7 +281,8 @@ class FactorizedConv2D(FactorizedLayer):
             name=conv.name,
             dtype=conv.dtype_policy,
         )
-        layer.build((None, None, None, kernel.shape[2]))
+        built_on = (conv.get_build_config() or {}).get("input_shape")
+        layer.build(tuple(built_on or (None, None, None, kernel.shape[2])))
         bias = keras.ops.convert_to_numpy(conv.bias) if conv.use_bias else None
         layer._load_original(kernel.reshape(-1, conv.filters), bias)
         return layer

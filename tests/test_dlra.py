@@ -1,0 +1,246 @@
+"""RaRe + DLRA on the engine: fusion, rebuild, resume, compact export."""
+
+import functools
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from conftest import REPO
+
+from keras_rank import fusion, rare
+from keras_rank.dlra import DLRA, DLRAConfig, axis_vectors
+from keras_rank.dlra_run import train_dlra
+from keras_rank.errors import ConfigError
+from keras_rank.factorize import factorize_model, to_plain_model
+from keras_rank.layers import FactorizedDense
+from keras_rank.training import TrainConfig, Trainer
+
+
+def _model(seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8,))
+    x = FactorizedDense(6, activation="relu", name="d1")(inputs)
+    x = keras.layers.Dropout(0.2, name="drop1")(x)
+    x = FactorizedDense(6, activation="relu", name="d2")(x)
+    outputs = FactorizedDense(3, name="d3")(x)
+    model = keras.Model(inputs, outputs, name="chain")
+    d2, d3 = model.get_layer("d2"), model.get_layer("d3")
+    kernel = d2.kernel.numpy()
+    kernel[:, 1] = 2.0 * kernel[:, 0]  # two exactly parallel rows of d2 ...
+    d2.kernel.assign(kernel)
+    d2.bias.assign(np.array([0.1, 0.2, 0.0, 0.0, 0.0, 0.0], np.float32))  # bias too
+    kernel = d3.kernel.numpy()
+    kernel[3] = -0.5 * kernel[2]  # ... and two exactly opposite columns of d3
+    d3.kernel.assign(kernel)
+    return model
+
+
+def _dlra(**overrides):
+    settings = dict(
+        lambda1=1.0,
+        lambda2=0.0,
+        tau_cos=1e-4,
+        tau_euc=1e-3,
+        frobenius_norm=False,
+        search_every=1,
+    )
+    settings.update(overrides)
+    return DLRA(DLRAConfig(**settings))
+
+
+def _start(model, dlra):
+    trainer = Trainer(
+        model,
+        keras.optimizers.Adam(1e-3),
+        loss_terms=dlra.loss_terms,
+        callbacks=[dlra],
+        verbose=0,
+    )
+    dlra.on_train_begin(trainer)
+    dlra.on_epoch_begin(trainer, 0)
+    return trainer
+
+
+def test_fusing_parallel_rows_and_opposite_columns_keeps_outputs():
+    model = _model()
+    dlra = _dlra()
+    trainer = _start(model, dlra)
+    images = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
+    before = model(images).numpy()
+
+    dlra.on_step_end(trainer, 1, {})
+
+    counts = {
+        name: fusion.live_counts(model.get_layer(name).factor_state())
+        for name in ("d1", "d2", "d3")
+    }
+    assert counts["d2"]["groups_out"] == 5
+    assert counts["d3"]["groups_in"] == 5
+    assert counts["d1"] == {"groups_in": 8, "groups_out": 6, "features_out": 6}
+    np.testing.assert_allclose(model(images).numpy(), before, atol=1e-5)
+
+
+def test_rebuild_after_fusion_keeps_outputs_and_kept_slots():
+    model = _model()
+    dlra = _dlra()
+    trainer = _start(model, dlra)
+    images = np.random.default_rng(1).normal(size=(32, 8)).astype(np.float32)
+    rng = np.random.default_rng(2)
+    for slot in trainer.optimizer.variables[2:]:
+        slot.assign(rng.normal(size=slot.shape).astype(np.float32))
+    old_slots = {v.name: v.numpy() for v in trainer.optimizer.variables}
+    dlra.on_step_end(trainer, 1, {})
+    before = model(images).numpy()
+    kept_rows = np.flatnonzero(model.get_layer("d2").row_mask.numpy())
+    kept_cols = np.flatnonzero(model.get_layer("d3").col_mask.numpy())
+
+    logs = {}
+    rebuild = dlra.on_epoch_end(trainer, 0, logs)
+    trainer.replace_model(rebuild)
+
+    new = trainer.model
+    assert new.get_layer("d2").kernel.shape == (6, 5)
+    assert new.get_layer("d3").kernel.shape == (5, 3)
+    np.testing.assert_allclose(new(images).numpy(), before, atol=1e-5)
+    slots = {v.name: v.numpy() for v in trainer.optimizer.variables}
+    for slot in ("momentum", "velocity"):
+        np.testing.assert_array_equal(
+            slots[f"d2_kernel_{slot}"],
+            old_slots[f"d2_kernel_{slot}"][:, kept_rows],
+        )
+        np.testing.assert_array_equal(
+            slots[f"d3_kernel_{slot}"],
+            old_slots[f"d3_kernel_{slot}"][kept_cols],
+        )
+    assert logs["dims/d2/out"] == 5 and logs["compression"] > 0
+
+
+def test_rare_term_is_eq16_over_the_most_parallel_pairs():
+    model = _model()
+    dlra = _dlra(lambda1=3.0, fusion=False)
+    _start(model, dlra)
+    value = float(dlra.loss_terms[0](model))
+
+    layers = [model.get_layer(name) for name in ("d1", "d2", "d3")]
+    sizes = [layer.kernel.shape[0] * layer.kernel.shape[1] for layer in layers]
+    allowed = {"d2": ("col", "row"), "d3": ("col",)}  # longer axes, not d1/d3 rows
+    expected = 0.0
+    for layer, size in zip(layers, sizes, strict=True):
+        for axis in allowed.get(layer.name, ()):
+            vectors, mask = axis_vectors(layer, axis)
+            expected += size * float(rare.rare(vectors, mask))
+    expected *= 3.0 / (2 * sum(sizes))
+    assert value == pytest.approx(expected, rel=1e-5)
+
+
+def test_config_errors_name_the_argument():
+    with pytest.raises(ConfigError, match="tau_cos > 0.*tau_cos=0"):
+        DLRAConfig(tau_cos=0)
+    with pytest.raises(ConfigError, match="lambda1 >= 0.*lambda1=-1"):
+        DLRAConfig(lambda1=-1)
+    with pytest.raises(ConfigError, match="search_every"):
+        DLRAConfig(search_every=0)
+    with pytest.raises(ConfigError, match="l2_target 'w'.*kernel, effective"):
+        DLRAConfig(l2_target="w")
+    pooled = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.MaxPooling2D()])
+    with pytest.raises(ConfigError, match="no Dense or Conv2D"):
+        factorize_model(pooled)
+
+
+# Thresholds loose enough that random vectors fuse: exercises every path fast.
+_LOOSE = DLRAConfig(lambda1=20.0, tau_cos=0.9, tau_euc=1e3, search_every=2)
+
+
+def _config(data, epochs, model="mlp"):
+    return TrainConfig(
+        model=model, data=str(data), epochs=epochs, batch_size=50, seed=1, verbose=0
+    )
+
+
+def test_train_dlra_compresses_and_exports_an_equivalent_plain_model(
+    tiny_idx, tmp_path
+):
+    results = train_dlra(_config(tiny_idx, 2), _LOOSE, tmp_path)
+
+    dlra = results["dlra"]
+    assert dlra["params_after"] < dlra["params_before"] == 1_399_516
+    assert (
+        0 < dlra["compression"] == pytest.approx(results["history"][-1]["compression"])
+    )
+    assert [layer["layer"] for layer in dlra["layers"]] == [
+        f"dense_{i}" for i in range(1, 7)
+    ]
+    assert dlra["layers"][0]["input"] == 784 and dlra["layers"][-1]["output"] == 10
+    for name in ("curves.png", "compression.png", "layer_dims.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    images = np.random.default_rng(0).uniform(size=(16, 28, 28, 1)).astype(np.float32)
+    factorized = keras.saving.load_model(tmp_path / "model.keras")
+    compact = keras.saving.load_model(tmp_path / "model_compact.keras")
+    assert not any(
+        type(layer).__module__.startswith("keras_rank") for layer in compact.layers
+    )
+    np.testing.assert_allclose(
+        compact(images), factorized(images), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_resume_across_a_rebuild_matches_an_uninterrupted_run(tiny_idx, tmp_path):
+    run = functools.partial(_config, tiny_idx, model="lenet300")
+    straight = train_dlra(run(epochs=3), _LOOSE, tmp_path / "straight")
+    train_dlra(run(epochs=1), _LOOSE, tmp_path / "resumed")
+    resumed = train_dlra(run(epochs=3), _LOOSE, tmp_path / "resumed")
+
+    assert straight["history"][0]["compression"] > 0  # shapes changed after epoch 1
+    untimed = [
+        [
+            {k: v for k, v in h.items() if not k.endswith("time_s")}
+            for h in run["history"]
+        ]
+        for run in (straight, resumed)
+    ]
+    assert untimed[0] == untimed[1]
+    a = keras.saving.load_model(tmp_path / "straight" / "model.keras").get_weights()
+    b = keras.saving.load_model(tmp_path / "resumed" / "model.keras").get_weights()
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_lenet5_with_factorized_convolutions_trains_and_exports(tiny_idx, tmp_path):
+    results = train_dlra(_config(tiny_idx, 1, model="lenet5"), _LOOSE, tmp_path)
+    assert results["dlra"]["params_after"] <= results["dlra"]["params_before"]
+    images = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype(np.float32)
+    factorized = keras.saving.load_model(tmp_path / "model.keras")
+    plain = to_plain_model(factorized)
+    np.testing.assert_allclose(plain(images), factorized(images), rtol=1e-4, atol=1e-4)
+
+
+def test_baseline_ablation_trains_the_plain_zoo_model(tiny_idx, tmp_path):
+    baseline = DLRAConfig(lambda1=0, lambda2=0, frobenius_norm=False, fusion=False)
+    results = train_dlra(_config(tiny_idx, 1, model="lenet300"), baseline, tmp_path)
+    assert results["params"] == 266_610 and "dlra" not in results
+
+
+@pytest.mark.parametrize(
+    "flag, expected",
+    [
+        ("--tau_cos=0", "tau_cos"),
+        ("--lambda1=-1", "lambda1"),
+        ("--l2_target=x", "l2_target"),
+    ],
+)
+def test_dlra_trainer_bad_flags_exit_with_one_line(flag, expected, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "trainers.dlra", f"--workdir={tmp_path}", flag],
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "rror" in line]
+    assert len(errors) == 1 and expected in errors[0], result.stderr
+    assert not (tmp_path / "results.json").exists()
