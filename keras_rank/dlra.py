@@ -176,8 +176,11 @@ class DLRA(Callback):
             }
             for layer in self._layers
         }
-        self._refresh_fn = tf.function(self._refresh)
-        self._probe_fn = tf.function(self._probe)
+        self._refresh_fn = tf.function(self._refresh, autograph=False)
+        self._probe_fn = tf.function(self._probe, autograph=False)
+        self._probe_values = tf.Variable(
+            tf.zeros((len(self._layers) * len(AXES), 3)), trainable=False
+        )
 
     def _linked(self, model: keras.Model, index: int) -> bool:
         """Whether layer `index` feeds layer `index + 1` with shared features."""
@@ -250,29 +253,59 @@ class DLRA(Callback):
 
             tf.cond(selected[index], search, lambda: tf.constant(False))
 
-    def _pair_vectors(self, layer, axis):
-        vectors, mask = axis_vectors(layer, axis)
+    def _pair_vectors(self, layer, axis, scale):
+        """The two effective vectors of the cached pair, and whether both live.
+
+        Gathers only the two vectors (`scale` is `layer.kernel_scale()`): the
+        step never builds the effective kernel again for the loss terms or the
+        fusion test.
+        """
         pair = self._pairs[layer.name][axis]
+        if axis == "col":
+            mask = layer.col_mask
+            vectors = tf.gather(layer.kernel, pair) * layer.row_mask[None, :]
+            vectors = scale * vectors
+        else:
+            mask = layer.row_mask
+            # A product with a one-hot (groups_out, 2) matrix: its gradient is a
+            # dense rank-2 update, cheaper than the transposes of an axis-1 gather.
+            select = tf.one_hot(pair, tf.shape(layer.kernel)[1], dtype=scale.dtype)
+            columns = tf.matmul(select, layer.kernel, transpose_b=True)
+            vectors = scale * columns * layer.col_mask[None, :]
+            if layer.use_bias:
+                vectors = tf.concat([vectors, tf.gather(layer.bias, pair)[:, None]], 1)
         live = tf.logical_and(
             tf.gather(mask, pair[0]) > 0, tf.gather(mask, pair[1]) > 0
         )
         live = tf.logical_and(live, pair[0] != pair[1])
-        return tf.gather(vectors, pair[0]), tf.gather(vectors, pair[1]), live
+        return vectors[0], vectors[1], live
+
+    def _pair_entries(self) -> list[tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]]:
+        """(allowed, size weight, u, v) of the cached pair of each (layer, axis)."""
+        entries = []
+        for index, layer in enumerate(self._layers):
+            size = _live(layer.col_mask) * _live(layer.row_mask)
+            scale = layer.kernel_scale()
+            for axis in AXES:
+                u, v, live = self._pair_vectors(layer, axis, scale)
+                allowed = tf.logical_and(live, self._axis_allowed(index, axis, layer))
+                entries.append((allowed, size, u, v))
+        return entries
+
+    @staticmethod
+    def _probe_rows(entries, squared_sines) -> tf.Tensor:
+        """Rows [allowed, 1 - |cos|, D_euc] for the fusion test."""
+        rows = []
+        for (allowed, _, u, v), sine2 in zip(entries, squared_sines, strict=True):
+            gap = 1.0 - tf.sqrt(tf.maximum(1.0 - sine2, 0.0))
+            distance = rare.euclidean_gap(u, v)
+            rows.append(tf.stack([tf.cast(allowed, tf.float32), gap, distance]))
+        return tf.stop_gradient(tf.stack(rows))
 
     def _probe(self) -> tf.Tensor:
-        """Rows [allowed, 1 - |cos|, D_euc] for each (layer, axis) pair."""
-        rows = []
-        for index, layer in enumerate(self._layers):
-            for axis in AXES:
-                u, v, live = self._pair_vectors(layer, axis)
-                allowed = tf.logical_and(live, self._axis_allowed(index, axis, layer))
-                gap = 1.0 - tf.sqrt(tf.maximum(1.0 - rare.squared_sine(u, v), 0.0))
-                rows.append(
-                    tf.stack(
-                        [tf.cast(allowed, tf.float32), gap, rare.euclidean_gap(u, v)]
-                    )
-                )
-        return tf.stack(rows)
+        entries = self._pair_entries()
+        sines = [rare.squared_sine(u, v) for _, _, u, v in entries]
+        return self._probe_rows(entries, sines)
 
     # ------------------------------------------------------------ callbacks
     def on_train_begin(self, trainer) -> None:
@@ -298,7 +331,10 @@ class DLRA(Callback):
             self._refresh_all()
         if not self.config.fusion:
             return None
-        probe = self._probe_fn().numpy()
+        if self.config.lambda1 > 0:
+            probe = self._probe_values.numpy()  # written by the RaRe term
+        else:
+            probe = self._probe_fn().numpy()
         touched = set()
         for row, (index, axis) in zip(probe, self._entries(), strict=True):
             allowed, gap, distance = row
@@ -464,17 +500,17 @@ class _RaReTerm:
 
     def __call__(self, model: keras.Model) -> tf.Tensor:
         dlra = self.dlra
-        total, weight_sum = [], []
-        for index, layer in enumerate(dlra._layers):
-            size = _live(layer.col_mask) * _live(layer.row_mask)
-            weight_sum.append(size)
-            for axis in AXES:
-                u, v, live = dlra._pair_vectors(layer, axis)
-                allowed = tf.logical_and(live, dlra._axis_allowed(index, axis, layer))
-                total.append(
-                    size * tf.cast(allowed, tf.float32) * rare.squared_sine(u, v)
-                )
-        return dlra.config.lambda1 * tf.add_n(total) / (2.0 * tf.add_n(weight_sum))
+        entries = dlra._pair_entries()
+        sines = [rare.squared_sine(u, v) for _, _, u, v in entries]
+        # The fusion test reads these after the step: no second pass over the
+        # weights (they are the values before this step's update).
+        dlra._probe_values.assign(dlra._probe_rows(entries, sines))
+        total = [
+            size * tf.cast(allowed, tf.float32) * sine2
+            for (allowed, size, _, _), sine2 in zip(entries, sines, strict=True)
+        ]
+        sizes = [size for _, size, _, _ in entries[:: len(AXES)]]
+        return dlra.config.lambda1 * tf.add_n(total) / (2.0 * tf.add_n(sizes))
 
 
 class _FactorL2Term:
@@ -488,11 +524,10 @@ class _FactorL2Term:
     def __call__(self, model: keras.Model) -> tf.Tensor:
         squares = []
         for layer in self.dlra._layers:
-            if self.dlra.config.l2_target == "effective":
-                kernel = layer.effective_kernel()
-            else:
-                kernel = (
-                    layer.kernel * layer.col_mask[:, None] * layer.row_mask[None, :]
-                )
+            if self.dlra.config.l2_target == "effective" and layer.frobenius_norm:
+                # ||g k W / ||W|| ||^2 = (g k)^2: no pass over the kernel.
+                squares.append(tf.square(layer.gain * layer.norm0))
+                continue
+            kernel = layer.kernel * layer.col_mask[:, None] * layer.row_mask[None, :]
             squares.append(tf.reduce_sum(tf.square(kernel)))
         return self.dlra.config.lambda2 * tf.add_n(squares) / len(squares)

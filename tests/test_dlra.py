@@ -40,7 +40,7 @@ def _model(seed=0):
 
 def _dlra(**overrides):
     settings = dict(
-        lambda1=1.0,
+        lambda1=0.0,
         lambda2=0.0,
         tau_cos=1e-4,
         tau_euc=1e-3,
@@ -123,6 +123,8 @@ def test_rare_term_is_eq16_over_the_most_parallel_pairs():
     dlra = _dlra(lambda1=3.0, fusion=False)
     _start(model, dlra)
     value = float(dlra.loss_terms[0](model))
+    # The term also leaves the fusion test's inputs for after the step.
+    np.testing.assert_allclose(dlra._probe_values.numpy(), dlra._probe().numpy())
 
     layers = [model.get_layer(name) for name in ("d1", "d2", "d3")]
     sizes = [layer.kernel.shape[0] * layer.kernel.shape[1] for layer in layers]

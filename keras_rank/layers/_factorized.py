@@ -55,28 +55,6 @@ def masked_kernel(
     return kernel * col_mask[:, None] * row_mask[None, :]
 
 
-def frobenius_normalize(
-    kernel: tf.Tensor, gain: tf.Tensor, norm0: tf.Tensor
-) -> tf.Tensor:
-    """Frobenius normalization (Lee et al. 2021, eq. 15): ``g k W / ||W||_F``.
-
-    The norm is floored at :data:`NORM_EPSILON`, computed as
-    ``sqrt(max(sum W^2, eps^2))`` so that an all-zero kernel has a zero
-    gradient instead of NaN.
-
-    Args:
-        kernel: The (masked) kernel W.
-        gain: () trainable gain g.
-        norm0: () reference norm k, the norm of the initial kernel.
-
-    Returns:
-        The normalized kernel, same shape as ``kernel``.
-    """
-    squared_norm = tf.reduce_sum(tf.square(kernel))
-    norm = tf.sqrt(tf.maximum(squared_norm, NORM_EPSILON**2))
-    return kernel * (gain * norm0 / norm)
-
-
 def expand_columns(
     kernel: tf.Tensor, q_index: tf.Tensor, q_coef: tf.Tensor
 ) -> tf.Tensor:
@@ -201,6 +179,7 @@ class FactorizedLayer(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        object.__setattr__(self, "_traced_scale", None)
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.frobenius_norm = bool(frobenius_norm)
@@ -332,6 +311,31 @@ class FactorizedLayer(keras.layers.Layer):
 
     # Forward pass --------------------------------------------------------
 
+    def _masked_kernel_and_scale(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Returns the masked kernel and c, with effective = c * masked."""
+        kernel = masked_kernel(self.kernel, self.col_mask, self.row_mask)
+        if not self.frobenius_norm:
+            return kernel, tf.constant(1.0, kernel.dtype)
+        squared_norm = tf.reduce_sum(tf.square(kernel))
+        norm = tf.sqrt(tf.maximum(squared_norm, NORM_EPSILON**2))
+        return kernel, self.gain * self.norm0 / norm
+
+    def kernel_scale(self) -> tf.Tensor:
+        """The scalar c with ``effective_kernel() == c * masked kernel``.
+
+        1 without Frobenius normalization. Inside a traced function that
+        already called the layer, the value computed by that call is reused,
+        so loss terms that need a few effective vectors cost almost nothing.
+        """
+        cached = self._traced_scale
+        if (
+            cached is not None
+            and tf.inside_function()
+            and getattr(cached, "graph", None) is tf.compat.v1.get_default_graph()
+        ):
+            return cached
+        return self._masked_kernel_and_scale()[1]
+
     def effective_kernel(self) -> tf.Tensor:
         """W'^T as the layer computes with it: masked, Frobenius-normalized.
 
@@ -341,17 +345,20 @@ class FactorizedLayer(keras.layers.Layer):
             (groups_in, groups_out) tensor, differentiable in the trainable
             weights.
         """
-        kernel = masked_kernel(self.kernel, self.col_mask, self.row_mask)
-        if self.frobenius_norm:
-            kernel = frobenius_normalize(kernel, self.gain, self.norm0)
-        return kernel
+        kernel, scale = self._masked_kernel_and_scale()
+        return kernel * scale if self.frobenius_norm else kernel
 
     def _effective_bias(self) -> tf.Tensor:
         return self.bias * self.row_mask
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
         """Apply the layer: P W' Q with input mapping and output features."""
-        z = self._apply_kernel(inputs, self._fold_kernel(self.effective_kernel()))
+        kernel, scale = self._masked_kernel_and_scale()
+        if self.frobenius_norm:
+            kernel = kernel * scale
+        # Not tracked by Keras: a tensor of the current trace, see kernel_scale.
+        object.__setattr__(self, "_traced_scale", scale)
+        z = self._apply_kernel(inputs, self._fold_kernel(kernel))
         if self.use_bias:
             z = z + self._effective_bias()
         z = select_features(z, self.feature_group, self.feature_scale)

@@ -159,9 +159,9 @@ class Trainer:
             return _batch_sums(labels, logits, per_example), values
 
         if self.jit_compile:
-            replica_step = tf.function(replica_step, jit_compile=True)
+            replica_step = tf.function(replica_step, jit_compile=True, autograph=False)
 
-        @tf.function
+        @tf.function(autograph=False)
         def train_step(batch):
             sums, values = strategy.run(replica_step, args=batch)
             reduce = strategy.reduce
@@ -177,7 +177,7 @@ class Trainer:
             logits = model(images, training=False)
             return _batch_sums(labels, logits, _per_example_loss(labels, logits))
 
-        @tf.function
+        @tf.function(autograph=False)
         def eval_step(batch):
             sums = strategy.run(replica_step, args=batch)
             return strategy.reduce("SUM", sums, axis=None)

@@ -1,0 +1,133 @@
+"""Step time of the DLRA train step over the plain engine step.
+
+Paper MLP, batch 128, the embedded Fashion-MNIST train split. The plain
+engine trains the zoo MLP; DLRA trains it factorized with Frobenius
+normalization, RaRe + L2 in the step, and the fusion test after every step,
+with the all-pairs search every k steps (k = --search_every values). Loops
+alternate so machine noise hits all of them; tracing is excluded by a warm-up
+epoch.
+
+Then (--compression_epochs > 0) it trains DLRA for that many epochs once per
+k and prints the compression reached, to show that searching every k steps
+compresses as much as searching every step.
+
+    python benchmarks/dlra_step_overhead.py [--steps 100] [--rounds 3]
+
+Target: DLRA step / plain step <= 1.25 for the chosen k.
+"""
+
+import argparse
+import statistics
+import time
+
+import keras
+
+from keras_rank import data as data_lib
+from keras_rank import models
+from keras_rank.dlra import DLRA, DLRAConfig
+from keras_rank.factorize import factorize_model
+from keras_rank.training import Callback, Trainer
+
+
+class StepClock(Callback):
+    """Records the wall time between consecutive train steps of an epoch."""
+
+    def __init__(self):
+        self.durations: list[float] = []
+        self._last = None
+
+    def on_epoch_begin(self, trainer, epoch):
+        self._last = None
+
+    def on_step_end(self, trainer, step, logs):
+        now = time.perf_counter()
+        if self._last is not None:
+            self.durations.append(now - self._last)
+        self._last = now
+
+
+def _plain_trainer(frobenius_norm=None):
+    keras.utils.set_random_seed(0)
+    model = models.build_model("mlp")
+    if frobenius_norm is not None:
+        model = factorize_model(model, frobenius_norm=frobenius_norm)
+    return Trainer(
+        model, keras.optimizers.Adam(1e-3), callbacks=[StepClock()], verbose=0
+    )
+
+
+def _dlra_trainer(search_every: int):
+    keras.utils.set_random_seed(0)
+    model = factorize_model(models.build_model("mlp"), frobenius_norm=True)
+    method = DLRA(DLRAConfig(search_every=search_every))
+    return Trainer(
+        model,
+        keras.optimizers.Adam(1e-3),
+        loss_terms=method.loss_terms,
+        callbacks=[method, StepClock()],
+        verbose=0,
+    )
+
+
+def _epoch(trainer, images, labels, batch_size) -> float:
+    start = time.perf_counter()
+    trainer.fit(images, labels, epochs=trainer.epochs_done + 1, batch_size=batch_size)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch_size", type=int, default=128)
+    parser.add_argument("--search_every", type=int, nargs="+", default=[1, 10, 20])
+    parser.add_argument("--compression_epochs", type=int, default=0)
+    args = parser.parse_args()
+
+    splits = data_lib.load_splits()
+    count = args.steps * args.batch_size
+    images, labels = splits.train[0][:count], splits.train[1][:count]
+    trainers = {
+        "plain": _plain_trainer(),
+        "factorized+FN": _plain_trainer(frobenius_norm=True),
+    }
+    trainers.update({f"dlra k={k}": _dlra_trainer(k) for k in args.search_every})
+    for trainer in trainers.values():
+        _epoch(trainer, images, labels, args.batch_size)  # warm-up: traces
+        trainer.callbacks[-1].durations.clear()
+    epochs = {name: [] for name in trainers}
+    for _ in range(args.rounds):
+        for name, trainer in trainers.items():
+            epochs[name].append(_epoch(trainer, images, labels, args.batch_size))
+    steps = {
+        name: statistics.median(trainer.callbacks[-1].durations)
+        for name, trainer in trainers.items()
+    }
+    print(
+        f"paper MLP, batch {args.batch_size}, {args.steps} steps x {args.rounds} "
+        "rounds; step = median time between steps (rebuilds and retracing "
+        "excluded); epoch = median epoch time (included)"
+    )
+    for name in trainers:
+        print(
+            f"{name:14} step {steps[name] * 1e3:6.2f} ms  "
+            f"/plain {steps[name] / steps['plain']:.3f}  "
+            f"/factorized+FN {steps[name] / steps['factorized+FN']:.3f}  "
+            f"epoch {statistics.median(epochs[name]):6.2f} s"
+        )
+
+    if args.compression_epochs:
+        print(f"compression after {args.compression_epochs} epochs (full train split)")
+        for k in args.search_every:
+            trainer = _dlra_trainer(k)
+            history = trainer.fit(
+                *splits.train,
+                epochs=args.compression_epochs,
+                batch_size=args.batch_size,
+            )
+            per_epoch = ", ".join(f"{100 * h['compression']:.2f}" for h in history)
+            print(f"k={k:<4} compression % per epoch: {per_epoch}")
+
+
+if __name__ == "__main__":
+    main()
