@@ -172,13 +172,7 @@ def register_cost(
         ConfigError: If ``layer_class`` is not a Keras layer class.
 
     """
-    _check_layer_class(layer_class, "register_cost")
-
-    def decorator(rule: MacRule) -> MacRule:
-        _RULES[layer_class] = rule
-        return rule
-
-    return decorator
+    return _registrar(_RULES, layer_class, "register_cost")
 
 
 def register_params(
@@ -205,10 +199,15 @@ def register_params(
         ConfigError: If ``layer_class`` is not a Keras layer class.
 
     """
-    _check_layer_class(layer_class, "register_params")
+    return _registrar(_PARAMS_RULES, layer_class, "register_params")
 
-    def decorator(rule: ParamsRule) -> ParamsRule:
-        _PARAMS_RULES[layer_class] = rule
+
+def _registrar(table: dict, layer_class: type, caller: str) -> Callable:
+    """Returns a decorator that stores its rule in `table` for `layer_class`."""
+    _check_layer_class(layer_class, caller)
+
+    def decorator(rule):
+        table[layer_class] = rule
         return rule
 
     return decorator

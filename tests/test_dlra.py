@@ -246,3 +246,24 @@ def test_dlra_trainer_bad_flags_exit_with_one_line(flag, expected, tmp_path):
     errors = [line for line in result.stderr.splitlines() if "rror" in line]
     assert len(errors) == 1 and expected in errors[0], result.stderr
     assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.parametrize("target", ["kernel", "effective"])
+def test_factor_l2_is_eq17_mean_of_squared_norms(target):
+    keras.utils.set_random_seed(3)
+    model = factorize_model(
+        keras.Sequential(
+            [keras.Input((5,)), keras.layers.Dense(4), keras.layers.Dense(3)]
+        ),
+        frobenius_norm=True,
+    )
+    layers = [layer for layer in model.layers if isinstance(layer, FactorizedDense)]
+    layers[0].gain.assign(1.7)
+    dlra = _dlra(lambda2=0.5, l2_target=target, frobenius_norm=True)
+    _start(model, dlra)
+    value = float(dlra.loss_terms[0](model))
+    if target == "kernel":
+        squares = [np.sum(layer.kernel.numpy() ** 2) for layer in layers]
+    else:
+        squares = [np.sum(layer.effective_kernel().numpy() ** 2) for layer in layers]
+    assert value == pytest.approx(0.5 * np.mean(squares), rel=1e-5)

@@ -327,7 +327,13 @@ class Trainer:
         self.wall_time_s += elapsed
         logs["epoch_time_s"] = elapsed
         logs["epoch"] = epoch + 1
-        shown = [(k, v) for k, v in logs.items() if k not in ("epoch", "epoch_time_s")]
+        # Keys with a "/" (per-layer details) go to the history and
+        # TensorBoard only, not to the one-line progress bar.
+        shown = [
+            (k, v)
+            for k, v in logs.items()
+            if k not in ("epoch", "epoch_time_s") and "/" not in k
+        ]
         progbar.update(steps, shown, finalize=True)
         self.history.append(logs)
         self.epochs_done = epoch + 1
