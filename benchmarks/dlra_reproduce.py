@@ -109,19 +109,21 @@ def main() -> None:
         ]
         for name, flags in CONFIGS.items()
     }
-    sweep = {
-        lam: run(
+    sweep = {}
+    for lam in (1, 10, 20, 40):
+        if lam == 20 and side_epochs == args.epochs:  # the +DLRA run itself
+            sweep[lam] = table["+DLRA"][0]
+            continue
+        sweep[lam] = run(
             args.root,
-            f"mlp_lambda1_{lam}_seed{seed0}",
-            [*CONFIGS["+DLRA"][:-1], f"--lambda1={lam}", *common, f"--seed={seed0}"],
+            f"mlp_lambda1_{lam}_seed{seed0}_{side_epochs}ep",
+            [*CONFIGS["+DLRA"][:-1], f"--lambda1={lam}", *side, f"--seed={seed0}"],
         )
-        for lam in (1, 10, 20, 40)
-    }
     lenet = {
         name: run(
             args.root,
-            f"lenet5_{name}_seed{seed0}",
-            [*CONFIGS[name], "--model=lenet5", *common, f"--seed={seed0}"],
+            f"lenet5_{name}_seed{seed0}_{side_epochs}ep",
+            [*CONFIGS[name], "--model=lenet5", *side, f"--seed={seed0}"],
         )
         for name in ("baseline", "+DLRA")
     }
