@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import pathlib
 import re
 
@@ -555,3 +556,22 @@ def test_stratified_indices_direct():
     labels = np.repeat([0, 1], [10, 7])
     picked = data.stratified_validation_indices(labels, 0.3, split_seed=0)
     assert np.bincount(labels[picked]).tolist() == [3, 2]
+
+
+# sha256 sums published with the shared copy (../shared/data/README.md).
+_EMBEDDED_SHA256 = {
+    "t10k-images-idx3-ubyte.gz": "a521a95b4ef1a569a11a244b4e4fd79f"
+    "8b7c3339ec86b597161db0be666bd725",
+    "t10k-labels-idx1-ubyte.gz": "648c2694cc5493a6cf8a12b8a9f7ed14"
+    "0a32e204709d30b7c50a4ccd272ab3d8",
+    "train-images-idx3-ubyte.gz": "e75d5201fb75ce5a3bcd3be20ef6514a"
+    "da2ff9e012e59e1e2a42687ac682afcf",
+    "train-labels-idx1-ubyte.gz": "f2248f16205c05c85636fb1a77888e76"
+    "9c95eaec53b2a5f533c6fe8712a1177a",
+}
+
+
+def test_embedded_fashion_mnist_matches_published_checksums():
+    for name, expected in _EMBEDDED_SHA256.items():
+        digest = hashlib.sha256((data.DEFAULT_DATA_DIR / name).read_bytes()).hexdigest()
+        assert digest == expected, name
