@@ -169,6 +169,12 @@ class DLRA(Callback):
         self._model = model
         self._layers = factorized_layers(model)
         self._links = [self._linked(model, i) for i in range(len(self._layers) - 1)]
+        self._axes = [
+            (index, axis)
+            for index in range(len(self._layers))
+            for axis in AXES
+            if self._may_fuse(index, axis)
+        ]
         if not self._initial:
             self._record_initial(model)
         self._pairs = {
@@ -181,7 +187,7 @@ class DLRA(Callback):
         self._refresh_fn = tf.function(self._refresh, autograph=False)
         self._probe_fn = tf.function(self._probe, autograph=False)
         self._probe_values = tf.Variable(
-            tf.zeros((len(self._layers) * len(AXES), 3)), trainable=False
+            tf.zeros((len(self._axes), 3)), trainable=False
         )
 
     def _linked(self, model: keras.Model, index: int) -> bool:
@@ -230,24 +236,43 @@ class DLRA(Callback):
         second.assign_factor_state(next_state)
 
     # ------------------------------------------------------- search / probe
-    def _axis_allowed(self, index: int, axis: str, layer) -> tf.Tensor:
-        """Longer axis only; not input-layer columns nor classifier rows."""
-        n_live, m_live = _live(layer.col_mask), _live(layer.row_mask)
-        if axis == "col":
-            if index == 0:
-                return tf.constant(False)
-            return tf.logical_and(n_live >= m_live, n_live >= 2)
-        if index == len(self._layers) - 1:
-            return tf.constant(False)
-        return tf.logical_and(m_live >= n_live, m_live >= 2)
+    def _forbidden(self, index: int, axis: str) -> bool:
+        """Never the input layer's columns nor the classifier's rows (4.5)."""
+        last = len(self._layers) - 1
+        return (axis == "col" and index == 0) or (axis == "row" and index == last)
+
+    def _may_fuse(self, index: int, axis: str) -> bool:
+        """Whether (layer, axis) can become the longer axis before a rebuild.
+
+        Axes that cannot are left out of the loss, the search and the test:
+        an axis shorter than the other can only become the longer one if the
+        other may shrink.
+        """
+        if self._forbidden(index, axis):
+            return False
+        layer = self._layers[index]
+        n_live = int(np.sum(layer.col_mask.numpy()))
+        m_live = int(np.sum(layer.row_mask.numpy()))
+        mine, other = (n_live, m_live) if axis == "col" else (m_live, n_live)
+        other_axis = "row" if axis == "col" else "col"
+        return mine >= 2 and (mine >= other or not self._forbidden(index, other_axis))
+
+    @staticmethod
+    def _axis_allowed(axis: str, n_live: tf.Tensor, m_live: tf.Tensor) -> tf.Tensor:
+        """Longer axis only (square: both), at least two live vectors."""
+        mine, other = (n_live, m_live) if axis == "col" else (m_live, n_live)
+        return tf.logical_and(mine >= other, mine >= 2)
 
     def _refresh(self, selected: tf.Tensor) -> None:
         """Searches the most parallel pairs of the layers where `selected`."""
         for index, layer in enumerate(self._layers):
+            axes = [axis for i, axis in self._axes if i == index]
+            if not axes:
+                continue
             pairs = self._pairs[layer.name]
 
-            def search(layer=layer, pairs=pairs):
-                for axis in AXES:
+            def search(layer=layer, pairs=pairs, axes=axes):
+                for axis in axes:
                     vectors, mask = axis_vectors(layer, axis)
                     i, j, _ = rare.most_parallel_pair(vectors, mask)
                     pairs[axis].assign(tf.stack([i, j]))
@@ -282,23 +307,24 @@ class DLRA(Callback):
         live = tf.logical_and(live, pair[0] != pair[1])
         return vectors[0], vectors[1], live
 
-    def _pair_entries(self) -> list[tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]]:
-        """(allowed, size weight, u, v) of the cached pair of each (layer, axis)."""
-        entries = []
-        for index, layer in enumerate(self._layers):
-            size = _live(layer.col_mask) * _live(layer.row_mask)
-            scale = layer.kernel_scale()
-            for axis in AXES:
-                u, v, live = self._pair_vectors(layer, axis, scale)
-                allowed = tf.logical_and(live, self._axis_allowed(index, axis, layer))
-                entries.append((allowed, size, u, v))
+    def _pair_entries(self) -> list[tuple[tf.Tensor, tf.Tensor, tf.Tensor]]:
+        """(allowed, u, v) of the cached pair of each (layer, axis) in `_axes`."""
+        entries, scales, counts = [], {}, {}
+        for index, axis in self._axes:
+            layer = self._layers[index]
+            if index not in scales:
+                scales[index] = layer.kernel_scale()
+                counts[index] = (_live(layer.col_mask), _live(layer.row_mask))
+            u, v, live = self._pair_vectors(layer, axis, scales[index])
+            allowed = tf.logical_and(live, self._axis_allowed(axis, *counts[index]))
+            entries.append((allowed, u, v))
         return entries
 
     @staticmethod
     def _probe_rows(entries, squared_sines) -> tf.Tensor:
         """Rows [allowed, 1 - |cos|, D_euc] for the fusion test."""
         rows = []
-        for (allowed, _, u, v), sine2 in zip(entries, squared_sines, strict=True):
+        for (allowed, u, v), sine2 in zip(entries, squared_sines, strict=True):
             gap = 1.0 - tf.sqrt(tf.maximum(1.0 - sine2, 0.0))
             distance = rare.euclidean_gap(u, v)
             rows.append(tf.stack([tf.cast(allowed, tf.float32), gap, distance]))
@@ -306,7 +332,7 @@ class DLRA(Callback):
 
     def _probe(self) -> tf.Tensor:
         entries = self._pair_entries()
-        sines = [rare.squared_sine(u, v) for _, _, u, v in entries]
+        sines = [rare.squared_sine(u, v) for _, u, v in entries]
         return self._probe_rows(entries, sines)
 
     # ------------------------------------------------------------ callbacks
@@ -331,14 +357,14 @@ class DLRA(Callback):
         """Searches every `search_every` steps; fuses pairs under both thresholds."""
         if step % self.config.search_every == 0:
             self._refresh_all()
-        if not self.config.fusion:
+        if not self.config.fusion or not self._axes:
             return None
         if self.config.lambda1 > 0:
             probe = self._probe_values.numpy()  # written by the RaRe term
         else:
             probe = self._probe_fn().numpy()
         touched = set()
-        for row, (index, axis) in zip(probe, self._entries(), strict=True):
+        for row, (index, axis) in zip(probe, self._axes, strict=True):
             allowed, gap, distance = row
             if allowed and gap < self.config.tau_cos and distance < self.config.tau_euc:
                 self._fuse(index, axis)
@@ -348,9 +374,6 @@ class DLRA(Callback):
             selected[sorted(touched & set(range(len(self._layers))))] = True
             self._refresh_fn(tf.constant(selected))
         return None
-
-    def _entries(self) -> list[tuple[int, str]]:
-        return [(i, axis) for i in range(len(self._layers)) for axis in AXES]
 
     def _fuse(self, index: int, axis: str) -> None:
         layer = self._layers[index]
@@ -503,16 +526,27 @@ class _RaReTerm:
     def __call__(self, model: keras.Model) -> tf.Tensor:
         dlra = self.dlra
         entries = dlra._pair_entries()
-        sines = [rare.squared_sine(u, v) for _, _, u, v in entries]
+        if not entries:
+            return tf.constant(0.0)
+        sines = [rare.squared_sine(u, v) for _, u, v in entries]
         # The fusion test reads these after the step: no second pass over the
         # weights (they are the values before this step's update).
         dlra._probe_values.assign(dlra._probe_rows(entries, sines))
+        sizes = {
+            index: _live(layer.col_mask) * _live(layer.row_mask)
+            for index, layer in enumerate(dlra._layers)
+        }
         total = [
-            size * tf.cast(allowed, tf.float32) * sine2
-            for (allowed, size, _, _), sine2 in zip(entries, sines, strict=True)
+            sizes[index] * tf.cast(allowed, tf.float32) * sine2
+            for (index, _), (allowed, _, _), sine2 in zip(
+                dlra._axes, entries, sines, strict=True
+            )
         ]
-        sizes = [size for _, size, _, _ in entries[:: len(AXES)]]
-        return dlra.config.lambda1 * tf.add_n(total) / (2.0 * tf.add_n(sizes))
+        return (
+            dlra.config.lambda1
+            * tf.add_n(total)
+            / (2.0 * tf.add_n(list(sizes.values())))
+        )
 
 
 class _FactorL2Term:
