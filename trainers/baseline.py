@@ -16,11 +16,7 @@ common.define_train_flags()
 
 def main(argv: list[str]) -> None:
     """Entry point: flags -> config -> one library call."""
-    if len(argv) > 1:
-        raise app.UsageError(
-            f"error: unexpected arguments {' '.join(argv[1:])!r}; "
-            "trainers take --flag=value only."
-        )
+    common.reject_arguments(argv)
     common.run_or_exit(
         lambda: train_and_evaluate(
             common.train_config_from_flags(), flags.FLAGS.workdir

@@ -3,7 +3,7 @@
 import sys
 from collections.abc import Callable
 
-from absl import flags
+from absl import app, flags
 
 from keras_rank import data as data_lib
 from keras_rank import models
@@ -67,3 +67,12 @@ def run_or_exit(fn: Callable[[], object]) -> None:
     except KerasRankError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def reject_arguments(argv: list[str]) -> None:
+    """Refuses positional arguments: trainers take flags only."""
+    if len(argv) > 1:
+        raise app.UsageError(
+            f"error: unexpected arguments {' '.join(argv[1:])!r}; "
+            "trainers take --flag=value only."
+        )

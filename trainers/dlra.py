@@ -41,11 +41,7 @@ flags.DEFINE_float(
 
 def main(argv: list[str]) -> None:
     """Entry point: flags -> configs -> one library call."""
-    if len(argv) > 1:
-        raise app.UsageError(
-            f"error: unexpected arguments {' '.join(argv[1:])!r}; "
-            "trainers take --flag=value only."
-        )
+    common.reject_arguments(argv)
     f = flags.FLAGS
 
     def run():
