@@ -14,6 +14,8 @@ it stopped, and finished runs are not repeated), then prints the tables:
    seed, --side_epochs epochs).
 
     python benchmarks/dlra_reproduce.py --epochs 30 --seeds 0 1 --side_epochs 15
+
+`--parts` selects tables (mlp, sweep, lenet5); each runs only its trainings.
 """
 
 import argparse
@@ -75,10 +77,102 @@ def _first_epoch_reaching(history: list[dict], target: float) -> int | None:
     return None
 
 
+PARTS = ("mlp", "sweep", "lenet5")
+LAMBDA1_SWEEP = (1, 10, 20, 40)
 HEADER = (
     "| configuration | test accuracy % (mean +- std) | compression % | params "
     "| FLOPs (1/MAC) | FLOPs (2/MAC) |\n|---|---|---|---|---|---|"
 )
+
+
+def mlp_tables(root: pathlib.Path, epochs: int, seeds: list[int]) -> list[str]:
+    """Table 1 (three configurations x seeds) and Table 2 (layer dimensions)."""
+    table = {
+        name: [
+            run(
+                root,
+                f"mlp_{name}_seed{seed}",
+                [*flags, f"--epochs={epochs}", f"--seed={seed}"],
+            )
+            for seed in seeds
+        ]
+        for name, flags in CONFIGS.items()
+    }
+    lines = [f"### Paper MLP, {epochs} epochs, seeds {seeds}", "", HEADER]
+    lines += [_row(name, runs) for name, runs in table.items()]
+    best = max(h["val_accuracy"] for r in table["baseline"] for h in r["history"])
+    firsts = [_first_epoch_reaching(r["history"], best) for r in table["+DLRA"]]
+    baseline_firsts = [
+        _first_epoch_reaching(
+            r["history"], max(h["val_accuracy"] for h in r["history"])
+        )
+        for r in table["baseline"]
+    ]
+    lines += [
+        "",
+        f"Baseline's best validation accuracy: {100 * best:.2f} % (epochs "
+        f"{baseline_firsts}); first epoch at which +DLRA reaches it: {firsts}.",
+        "",
+        "### +DLRA layer dimensions (Table 2, first seed)",
+        "",
+        "| layer | input | output | features |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {d['layer']} | {d['input']} | {d['output']} | {d['features']} |"
+        for d in table["+DLRA"][0]["dlra"]["layers"]
+    ]
+    return [*lines, ""]
+
+
+def sweep_table(root: pathlib.Path, epochs: int, seed: int) -> list[str]:
+    """Compression and accuracy for lambda1 in LAMBDA1_SWEEP (Fig. 3)."""
+    lines = [
+        f"### lambda1 sweep (seed {seed}, {epochs} epochs)",
+        "",
+        "| lambda1 | compression % | test accuracy % |",
+        "|---|---|---|",
+    ]
+    for lam in LAMBDA1_SWEEP:
+        r = run(
+            root,
+            f"mlp_lambda1_{lam}_seed{seed}_{epochs}ep",
+            [
+                *CONFIGS["+DLRA"][:-1],
+                f"--lambda1={lam}",
+                f"--epochs={epochs}",
+                f"--seed={seed}",
+            ],
+        )
+        lines.append(
+            f"| {lam} | {100 * r['dlra']['compression']:.2f} "
+            f"| {100 * r['test_accuracy']:.2f} |"
+        )
+    return [*lines, ""]
+
+
+def lenet_table(root: pathlib.Path, epochs: int, seed: int) -> list[str]:
+    """lenet5 (FactorizedConv2D + FactorizedDense) vs its baseline."""
+    runs = {
+        name: run(
+            root,
+            f"lenet5_{name}_seed{seed}_{epochs}ep",
+            [*CONFIGS[name], "--model=lenet5", f"--epochs={epochs}", f"--seed={seed}"],
+        )
+        for name in ("baseline", "+DLRA")
+    }
+    lines = [f"### LeNet5 (seed {seed}, {epochs} epochs)", "", HEADER]
+    lines += [_row(name, [r]) for name, r in runs.items()]
+    lines += [
+        "",
+        "| +DLRA layer | input | output | features |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {d['layer']} | {d['input']} | {d['output']} | {d['features']} |"
+        for d in runs["+DLRA"]["dlra"]["layers"]
+    ]
+    return [*lines, ""]
 
 
 def main() -> None:
@@ -94,81 +188,26 @@ def main() -> None:
     parser.add_argument(
         "--root", type=pathlib.Path, default=REPO / "runs" / "reproduce"
     )
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="tables to produce (each runs only the trainings it needs)",
+    )
     args = parser.parse_args()
-    common = [f"--epochs={args.epochs}"]
     side_epochs = args.side_epochs or args.epochs
-    side = [f"--epochs={side_epochs}"]
     seed0 = args.seeds[0]
-
-    table = {
-        name: [
-            run(
-                args.root, f"mlp_{name}_seed{seed}", [*flags, *common, f"--seed={seed}"]
-            )
-            for seed in args.seeds
-        ]
-        for name, flags in CONFIGS.items()
-    }
-    sweep = {}
-    for lam in (1, 10, 20, 40):
-        if lam == 20 and side_epochs == args.epochs:  # the +DLRA run itself
-            sweep[lam] = table["+DLRA"][0]
-            continue
-        sweep[lam] = run(
-            args.root,
-            f"mlp_lambda1_{lam}_seed{seed0}_{side_epochs}ep",
-            [*CONFIGS["+DLRA"][:-1], f"--lambda1={lam}", *side, f"--seed={seed0}"],
-        )
-    lenet = {
-        name: run(
-            args.root,
-            f"lenet5_{name}_seed{seed0}_{side_epochs}ep",
-            [*CONFIGS[name], "--model=lenet5", *side, f"--seed={seed0}"],
-        )
-        for name in ("baseline", "+DLRA")
-    }
-
-    lines = [f"### Paper MLP, {args.epochs} epochs, seeds {args.seeds}", "", HEADER]
-    lines += [_row(name, runs) for name, runs in table.items()]
-    best = max(h["val_accuracy"] for r in table["baseline"] for h in r["history"])
-    firsts = [_first_epoch_reaching(r["history"], best) for r in table["+DLRA"]]
-    baseline_firsts = [
-        _first_epoch_reaching(
-            r["history"], max(h["val_accuracy"] for h in r["history"])
-        )
-        for r in table["baseline"]
-    ]
-    lines += [
-        "",
-        f"Baseline's best validation accuracy: {100 * best:.2f} % (epochs "
-        f"{baseline_firsts}); first epoch at which +DLRA reaches it: {firsts}.",
-        "",
-        f"### lambda1 sweep (seed {seed0}, {side_epochs} epochs)",
-        "",
-        "| lambda1 | compression % | test accuracy % |",
-        "|---|---|---|",
-    ]
-    for lam, r in sweep.items():
-        lines.append(
-            f"| {lam} | {100 * r['dlra']['compression']:.2f} "
-            f"| {100 * r['test_accuracy']:.2f} |"
-        )
-    lines += ["", f"### LeNet5 (seed {seed0}, {side_epochs} epochs)", "", HEADER]
-    lines += [_row(name, [r]) for name, r in lenet.items()]
-    dims = table["+DLRA"][0]["dlra"]["layers"]
-    lines += [
-        "",
-        "### +DLRA layer dimensions (Table 2, first seed)",
-        "",
-        "| layer | input | output | features |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {d['layer']} | {d['input']} | {d['output']} | {d['features']} |"
-        for d in dims
-    ]
+    lines = []
+    if "mlp" in args.parts:
+        lines += mlp_tables(args.root, args.epochs, args.seeds)
+    if "sweep" in args.parts:
+        lines += sweep_table(args.root, side_epochs, seed0)
+    if "lenet5" in args.parts:
+        lines += lenet_table(args.root, side_epochs, seed0)
     text = "\n".join(lines)
     print(text)
+    args.root.mkdir(parents=True, exist_ok=True)
     (args.root / "tables.md").write_text(text + "\n")
 
 
