@@ -99,20 +99,25 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, trainer in trainers.items():
             epochs[name].append(_epoch(trainer, images, labels, args.batch_size))
-    steps = {
-        name: statistics.median(trainer.callbacks[-1].durations)
-        for name, trainer in trainers.items()
+    durations = {
+        name: trainer.callbacks[-1].durations for name, trainer in trainers.items()
     }
+    medians = {name: statistics.median(d) for name, d in durations.items()}
+    means = {name: statistics.mean(d) for name, d in durations.items()}
     print(
         f"paper MLP, batch {args.batch_size}, {args.steps} steps x {args.rounds} "
-        "rounds; step = median time between steps (rebuilds and retracing "
-        "excluded); epoch = median epoch time (included)"
+        "rounds. median = typical step; mean = every step incl. searches and "
+        "fusions (rebuilds and retracing between epochs excluded); epoch = "
+        "median epoch time (everything included)"
     )
     for name in trainers:
         print(
-            f"{name:14} step {steps[name] * 1e3:6.2f} ms  "
-            f"/plain {steps[name] / steps['plain']:.3f}  "
-            f"/factorized+FN {steps[name] / steps['factorized+FN']:.3f}  "
+            f"{name:14} median {medians[name] * 1e3:6.2f} ms "
+            f"(/plain {medians[name] / medians['plain']:.3f}, "
+            f"/factorized+FN {medians[name] / medians['factorized+FN']:.3f})  "
+            f"mean {means[name] * 1e3:6.2f} ms "
+            f"(/plain {means[name] / means['plain']:.3f}, "
+            f"/factorized+FN {means[name] / means['factorized+FN']:.3f})  "
             f"epoch {statistics.median(epochs[name]):6.2f} s"
         )
 

@@ -92,6 +92,21 @@ def fold_input_channels(
     return tf.math.unsorted_segment_sum(weights * scale, in_index, features_in)
 
 
+def is_identity(index: tf.Tensor, size: int) -> tf.Tensor | bool:
+    """Whether ``index`` is ``arange(size)``, so gathering by it is a no-op.
+
+    Args:
+        index: (length,) int32 index vector.
+        size: Length of the axis it indexes into.
+
+    Returns:
+        False if the static lengths differ, else a scalar bool tensor.
+    """
+    if index.shape[0] != size:
+        return False
+    return tf.reduce_all(tf.equal(index, tf.range(size, dtype=index.dtype)))
+
+
 def select_features(
     z: tf.Tensor, feature_group: tf.Tensor, feature_scale: tf.Tensor
 ) -> tf.Tensor:
@@ -105,7 +120,15 @@ def select_features(
     Returns:
         (..., features_out): ``feature_scale[h] * z[..., feature_group[h]]``.
     """
-    return tf.gather(z, feature_group, axis=-1) * feature_scale
+    identity = is_identity(feature_group, z.shape[-1])
+    if identity is False:
+        return tf.gather(z, feature_group, axis=-1) * feature_scale
+    # Skips the gather (and its gradient) while it is a no-op.
+    return tf.cond(
+        identity,
+        lambda: z * feature_scale,
+        lambda: tf.gather(z, feature_group, axis=-1) * feature_scale,
+    )
 
 
 def is_int(value: object) -> bool:
@@ -161,7 +184,8 @@ class FactorizedLayer(keras.layers.Layer):
     * ``_input_channels()``: original input channels (``in_index`` length);
     * ``_fold_kernel(k)``: the kernel acting on the actual input from the
       effective kernel, last axis = row groups;
-    * ``_apply_kernel(x, kernel)``: the product with the input;
+    * ``_apply_kernel(x, kernel)``: the product with the input (used by the
+      default ``_pre_activation``, which a subclass may replace);
     * ``_state_config(state)``, ``_build_shape(features_in)``,
       ``_plain_layer()``: for :meth:`from_state` and :meth:`to_plain`.
     """
@@ -311,14 +335,19 @@ class FactorizedLayer(keras.layers.Layer):
 
     # Forward pass --------------------------------------------------------
 
-    def _masked_kernel_and_scale(self) -> tuple[tf.Tensor, tf.Tensor]:
-        """Returns the masked kernel and c, with effective = c * masked."""
-        kernel = masked_kernel(self.kernel, self.col_mask, self.row_mask)
+    def _scale(self) -> tf.Tensor:
+        """The scalar c with effective kernel = c * masked kernel.
+
+        Under Frobenius normalization ``c = gain * norm0 / ||masked K||``; the
+        masked norm is ``col_mask . (K * K) row_mask``, which never forms the
+        masked kernel (one pass over K fewer, forward and backward).
+        """
         if not self.frobenius_norm:
-            return kernel, tf.constant(1.0, kernel.dtype)
-        squared_norm = tf.reduce_sum(tf.square(kernel))
+            return tf.constant(1.0, self.kernel.dtype)
+        squares = tf.linalg.matvec(tf.square(self.kernel), self.row_mask)
+        squared_norm = tf.reduce_sum(squares * self.col_mask)
         norm = tf.sqrt(tf.maximum(squared_norm, NORM_EPSILON**2))
-        return kernel, self.gain * self.norm0 / norm
+        return self.gain * self.norm0 / norm
 
     def kernel_scale(self) -> tf.Tensor:
         """The scalar c with ``effective_kernel() == c * masked kernel``.
@@ -334,7 +363,7 @@ class FactorizedLayer(keras.layers.Layer):
             and getattr(cached, "graph", None) is tf.compat.v1.get_default_graph()
         ):
             return cached
-        return self._masked_kernel_and_scale()[1]
+        return self._scale()
 
     def effective_kernel(self) -> tf.Tensor:
         """W'^T as the layer computes with it: masked, Frobenius-normalized.
@@ -345,24 +374,37 @@ class FactorizedLayer(keras.layers.Layer):
             (groups_in, groups_out) tensor, differentiable in the trainable
             weights.
         """
-        kernel, scale = self._masked_kernel_and_scale()
-        return kernel * scale if self.frobenius_norm else kernel
+        kernel = masked_kernel(self.kernel, self.col_mask, self.row_mask)
+        return kernel * self._scale() if self.frobenius_norm else kernel
 
     def _effective_bias(self) -> tf.Tensor:
         return self.bias * self.row_mask
 
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        """Apply the layer: P W' Q with input mapping and output features."""
-        kernel, scale = self._masked_kernel_and_scale()
+    def _pre_activation(self, inputs: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+        """The output features before the activation, ``(..., features_out)``.
+
+        Folds the effective kernel onto the actual input, applies it, adds the
+        bias and forms the features. Subclasses may override with a cheaper
+        equivalent.
+
+        Args:
+            inputs: The layer's input.
+            scale: :meth:`kernel_scale` of this call.
+        """
+        kernel = masked_kernel(self.kernel, self.col_mask, self.row_mask)
         if self.frobenius_norm:
             kernel = kernel * scale
-        # Not tracked by Keras: a tensor of the current trace, see kernel_scale.
-        object.__setattr__(self, "_traced_scale", scale)
         z = self._apply_kernel(inputs, self._fold_kernel(kernel))
         if self.use_bias:
             z = z + self._effective_bias()
-        z = select_features(z, self.feature_group, self.feature_scale)
-        return self.activation(z)
+        return select_features(z, self.feature_group, self.feature_scale)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        """Apply the layer: P W' Q with input mapping and output features."""
+        scale = self._scale()
+        # Not tracked by Keras: a tensor of the current trace, see kernel_scale.
+        object.__setattr__(self, "_traced_scale", scale)
+        return self.activation(self._pre_activation(inputs, scale))
 
     # States --------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from keras_rank.layers._factorized import (
     check_positive,
     expand_columns,
     fold_input_channels,
+    is_identity,
 )
 from keras_rank.layers.state import FactorState
 
@@ -34,6 +35,9 @@ class FactorizedDense(FactorizedLayer):
 
         K_in = segment_sum(K[q_index] * (q_coef * in_scale)[:, None], in_index)
         z = x @ K_in + bias * row_mask
+
+    computed on transposed activations, without folding the kernel (see
+    :meth:`_pre_activation`).
         y = activation(z[..., feature_group] * feature_scale)
 
     Trainable weights: ``kernel`` (groups_in, groups_out), ``bias``
@@ -122,8 +126,56 @@ class FactorizedDense(FactorizedLayer):
             expanded, self.in_index, self.in_scale, self.features_in
         )
 
-    def _apply_kernel(self, inputs: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-        return keras.ops.matmul(inputs, kernel)
+    def _pre_activation(self, inputs: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+        """``P W' Q x + P b`` with P and Q applied to activations, not the kernel.
+
+        With batch-major activations the gathers of P and Q would pick single
+        elements; here they work on ``(coordinates, batch)`` rows: the input
+        is transposed once, gathered and segment-summed onto the column groups,
+        multiplied by the raw kernel (masks and the Frobenius scale act on the
+        small ends), and the row groups are gathered into features before one
+        transpose back. For a batch smaller than the layer's width this
+        touches far less memory than folding the kernel, and the product
+        already has the compact sizes. While every index is the identity
+        (before any fusion), no gather runs at all.
+        """
+        flat = tf.reshape(inputs, (-1, self.features_in))
+        coefficients = self.in_scale * self.q_coef
+        row_scale = scale * self.row_mask
+        bias = self._effective_bias() if self.use_bias else None
+
+        def plain() -> tf.Tensor:
+            z = tf.matmul(flat * (coefficients * self.col_mask), self.kernel)
+            z = z * row_scale
+            if bias is not None:
+                z = z + bias
+            return z * self.feature_scale
+
+        def mapped() -> tf.Tensor:
+            columns = tf.gather(tf.transpose(flat), self.in_index)
+            columns = columns * coefficients[:, None]
+            grouped = tf.math.unsorted_segment_sum(
+                columns, self.q_index, self.groups_in
+            )
+            grouped = grouped * self.col_mask[:, None]
+            z = tf.matmul(self.kernel, grouped, transpose_a=True)
+            z = z * row_scale[:, None]
+            if bias is not None:
+                z = z + bias[:, None]
+            features = tf.gather(z, self.feature_group)
+            return tf.transpose(features * self.feature_scale[:, None])
+
+        identity = [
+            is_identity(self.in_index, self.features_in),
+            is_identity(self.q_index, self.groups_in),
+            is_identity(self.feature_group, self.groups_out),
+        ]
+        if any(flag is False for flag in identity):
+            features = mapped()
+        else:
+            features = tf.cond(tf.reduce_all(tf.stack(identity)), plain, mapped)
+        shape = tf.concat([tf.shape(inputs)[:-1], [self.features_out]], 0)
+        return tf.reshape(features, shape)
 
     def compute_output_shape(
         self, input_shape: tuple[int | None, ...]
