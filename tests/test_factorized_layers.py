@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_rank.costs import layer_cost, model_cost, register_params
 from keras_rank.errors import ConfigError
 from keras_rank.layers import FactorizedConv2D, FactorizedDense, FactorState
+from keras_rank.layers._factorized import masked_kernel
 
 RNG = np.random.default_rng(0)
 ATOL = 1e-5
@@ -199,6 +200,71 @@ def test_dense_non_trivial_state_matches_explicit_p_w_q(frobenius_norm):
     )
     np.testing.assert_allclose(layer(x), expected, atol=ATOL)
     assert layer.compute_output_shape((7, 5)) == (7, 5)
+
+
+def _identity_dense(frobenius_norm):
+    """Every index the identity; masks, coefficients and scales are not."""
+    arange = _ints(np.arange(4))
+    state = _state(
+        frobenius_norm,
+        4,
+        4,
+        col_mask=_floats([1, 0, 1, 1]),
+        row_mask=_floats([1, 1, 0, 1]),
+        q_index=arange,
+        q_coef=_floats([1.0, 0.5, -2.0, 1.0]),
+        p_index=arange,
+        p_coef=_floats(np.ones(4)),
+        in_index=arange,
+        in_scale=_floats([0.3, 1.0, 1.0, 2.0]),
+        feature_group=arange,
+        feature_scale=_floats([1.0, -1.5, 1.0, 0.25]),
+    )
+    return FactorizedDense.from_state(state)
+
+
+@pytest.mark.parametrize("frobenius_norm", [False, True])
+@pytest.mark.parametrize(
+    ("make_layer", "input_shape"),
+    [
+        (lambda fn: FactorizedDense.from_state(_dense_state(fn)), (7, 5)),
+        (lambda fn: FactorizedDense.from_state(_dense_state(fn)), (2, 3, 5)),
+        (_identity_dense, (7, 4)),
+    ],
+    ids=["mapped", "mapped-3d", "identity"],
+)
+def test_dense_activation_side_path_matches_kernel_fold(
+    make_layer, input_shape, frobenius_norm
+):
+    """Dense applies P and Q to activations; the base folds them into the kernel.
+
+    Values and gradients (kernel, bias, gain, input) must agree, both on the
+    gather path of a fused state and on the identity fast path.
+    """
+    layer = make_layer(frobenius_norm)
+    x = tf.constant(_normal(*input_shape))
+    weights = tf.constant(_normal(*input_shape[:-1], layer.features_out))
+
+    def outputs_and_grads(pre_activation):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = pre_activation(layer, x, layer.kernel_scale())
+            loss = tf.reduce_sum(y * weights)
+        return [y, *tape.gradient(loss, [x, *layer.trainable_weights])]
+
+    def kernel_fold(layer, inputs, scale):
+        kernel = masked_kernel(layer.kernel, layer.col_mask, layer.row_mask)
+        if layer.frobenius_norm:
+            kernel = kernel * scale
+        z = tf.tensordot(inputs, layer._fold_kernel(kernel), 1)
+        z = z + layer.bias * layer.row_mask
+        return tf.gather(z, layer.feature_group, axis=-1) * layer.feature_scale
+
+    got = outputs_and_grads(FactorizedDense._pre_activation)
+    want = outputs_and_grads(kernel_fold)
+    assert len(got) == 4 + layer.frobenius_norm  # y, x, kernel, bias (, gain)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=ATOL)
 
 
 def test_dense_features_pass_through_activation():
