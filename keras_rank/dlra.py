@@ -189,6 +189,10 @@ class DLRA(Callback):
         self._probe_values = tf.Variable(
             tf.zeros((len(self._axes), 3)), trainable=False
         )
+        # Per (layer, axis): 1 if the cached pair may fuse, and its eq. 16
+        # weight. Set between steps (with every search), read by the step.
+        self._axis_allowed = tf.Variable(tf.zeros(len(self._axes)), trainable=False)
+        self._axis_weights = tf.Variable(tf.zeros(len(self._axes)), trainable=False)
 
     def _linked(self, model: keras.Model, index: int) -> bool:
         """Whether layer `index` feeds layer `index + 1` with shared features."""
@@ -258,13 +262,20 @@ class DLRA(Callback):
         return mine >= 2 and (mine >= other or not self._forbidden(index, other_axis))
 
     @staticmethod
-    def _axis_allowed(axis: str, n_live: tf.Tensor, m_live: tf.Tensor) -> tf.Tensor:
+    def _axis_allowed_by_size(
+        axis: str, n_live: tf.Tensor, m_live: tf.Tensor
+    ) -> tf.Tensor:
         """Longer axis only (square: both), at least two live vectors."""
         mine, other = (n_live, m_live) if axis == "col" else (m_live, n_live)
         return tf.logical_and(mine >= other, mine >= 2)
 
     def _refresh(self, selected: tf.Tensor) -> None:
-        """Searches the most parallel pairs of the layers where `selected`."""
+        """Searches the most parallel pairs of the layers where `selected`.
+
+        Then sets, for every (layer, axis), whether its cached pair may fuse
+        and its eq. 16 weight: both change only between steps (searches,
+        fusions), so the step itself only reads them.
+        """
         for index, layer in enumerate(self._layers):
             axes = [axis for i, axis in self._axes if i == index]
             if not axes:
@@ -279,61 +290,81 @@ class DLRA(Callback):
                 return tf.constant(True)
 
             tf.cond(selected[index], search, lambda: tf.constant(False))
-
-    def _pair_vectors(self, layer, axis, scale):
-        """The two effective vectors of the cached pair, and whether both live.
-
-        Gathers only the two vectors (`scale` is `layer.kernel_scale()`): the
-        step never builds the effective kernel again for the loss terms or the
-        fusion test.
-        """
-        pair = self._pairs[layer.name][axis]
-        if axis == "col":
-            mask = layer.col_mask
-            vectors = tf.gather(layer.kernel, pair) * layer.row_mask[None, :]
-            vectors = scale * vectors
-        else:
-            mask = layer.row_mask
-            # A product with a one-hot (groups_out, 2) matrix: its gradient is a
-            # dense rank-2 update, cheaper than the transposes of an axis-1 gather.
-            select = tf.one_hot(pair, tf.shape(layer.kernel)[1], dtype=scale.dtype)
-            columns = tf.matmul(select, layer.kernel, transpose_b=True)
-            vectors = scale * columns * layer.col_mask[None, :]
-            if layer.use_bias:
-                vectors = tf.concat([vectors, tf.gather(layer.bias, pair)[:, None]], 1)
-        live = tf.logical_and(
-            tf.gather(mask, pair[0]) > 0, tf.gather(mask, pair[1]) > 0
-        )
-        live = tf.logical_and(live, pair[0] != pair[1])
-        return vectors[0], vectors[1], live
-
-    def _pair_entries(self) -> list[tuple[tf.Tensor, tf.Tensor, tf.Tensor]]:
-        """(allowed, u, v) of the cached pair of each (layer, axis) in `_axes`."""
-        entries, scales, counts = [], {}, {}
+        if not self._axes:
+            return
+        counts = [
+            (_live(layer.col_mask), _live(layer.row_mask)) for layer in self._layers
+        ]
+        sizes = [n_live * m_live for n_live, m_live in counts]
+        total = 2.0 * tf.add_n(sizes)
+        allowed, weights = [], []
         for index, axis in self._axes:
             layer = self._layers[index]
-            if index not in scales:
-                scales[index] = layer.kernel_scale()
-                counts[index] = (_live(layer.col_mask), _live(layer.row_mask))
-            u, v, live = self._pair_vectors(layer, axis, scales[index])
-            allowed = tf.logical_and(live, self._axis_allowed(axis, *counts[index]))
-            entries.append((allowed, u, v))
-        return entries
+            pair = self._pairs[layer.name][axis]
+            mask = layer.col_mask if axis == "col" else layer.row_mask
+            live = tf.logical_and(
+                tf.gather(mask, pair[0]) > 0, tf.gather(mask, pair[1]) > 0
+            )
+            live = tf.logical_and(live, pair[0] != pair[1])
+            ok = tf.cast(
+                tf.logical_and(live, self._axis_allowed_by_size(axis, *counts[index])),
+                tf.float32,
+            )
+            allowed.append(ok)
+            weights.append(ok * sizes[index] / total)
+        self._axis_allowed.assign(tf.stack(allowed))
+        self._axis_weights.assign(tf.stack(weights))
 
-    @staticmethod
-    def _probe_rows(entries, squared_sines) -> tf.Tensor:
-        """Rows [allowed, 1 - |cos|, D_euc] for the fusion test."""
-        rows = []
-        for (allowed, u, v), sine2 in zip(entries, squared_sines, strict=True):
-            gap = 1.0 - tf.sqrt(tf.maximum(1.0 - sine2, 0.0))
-            distance = rare.euclidean_gap(u, v)
-            rows.append(tf.stack([tf.cast(allowed, tf.float32), gap, distance]))
-        return tf.stop_gradient(tf.stack(rows))
+    def _pair_products(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Dot products of the cached pair of each (layer, axis) in `_axes`.
+
+        Gathers only the two vectors of each pair (the step never builds the
+        effective kernel again) and takes their 2 x 2 Gram product.
+
+        Returns:
+            ``(products, scales)``: (axes, 3) ``[u.u, v.v, u.v]`` and (axes,)
+            the factor that turns the vectors' lengths into effective ones.
+            Columns are taken without the Frobenius scale (the squared sine
+            does not depend on it, and the gradient then skips the norm);
+            rows carry the bias, so they are taken effective (scale 1).
+        """
+        products, scales = [], []
+        for index, axis in self._axes:
+            layer = self._layers[index]
+            scale = layer.kernel_scale()
+            pair = self._pairs[layer.name][axis]
+            if axis == "col":
+                vectors = tf.gather(layer.kernel, pair) * layer.row_mask[None, :]
+                scales.append(scale)
+            else:
+                # A product with a one-hot (groups_out, 2) matrix: its gradient
+                # is a dense rank-2 update, cheaper than an axis-1 gather's.
+                select = tf.one_hot(pair, tf.shape(layer.kernel)[1], dtype=scale.dtype)
+                columns = tf.matmul(select, layer.kernel, transpose_b=True)
+                vectors = scale * columns * layer.col_mask[None, :]
+                if layer.use_bias:
+                    bias = tf.gather(layer.bias, pair)[:, None]
+                    vectors = tf.concat([vectors, bias], 1)
+                scales.append(tf.ones_like(scale))
+            gram = tf.matmul(vectors, vectors, transpose_b=True)
+            products.append(tf.stack([gram[0, 0], gram[1, 1], gram[0, 1]]))
+        return tf.stack(products), tf.stop_gradient(tf.stack(scales))
+
+    def _pair_sines_and_probe(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """(axes,) squared sines of the cached pairs, and the probe rows.
+
+        The probe rows are ``[allowed, 1 - |cos|, D_euc]`` for the fusion
+        test, without gradient.
+        """
+        products, scales = self._pair_products()
+        sin2, gap, distance = rare.pair_statistics(
+            products[:, 0], products[:, 1], products[:, 2]
+        )
+        probe = tf.stack([self._axis_allowed, gap, distance * scales], axis=1)
+        return sin2, tf.stop_gradient(probe)
 
     def _probe(self) -> tf.Tensor:
-        entries = self._pair_entries()
-        sines = [rare.squared_sine(u, v) for _, u, v in entries]
-        return self._probe_rows(entries, sines)
+        return self._pair_sines_and_probe()[1]
 
     # ------------------------------------------------------------ callbacks
     def on_train_begin(self, trainer) -> None:
@@ -525,28 +556,13 @@ class _RaReTerm:
 
     def __call__(self, model: keras.Model) -> tf.Tensor:
         dlra = self.dlra
-        entries = dlra._pair_entries()
-        if not entries:
+        if not dlra._axes:
             return tf.constant(0.0)
-        sines = [rare.squared_sine(u, v) for _, u, v in entries]
+        sin2, probe = dlra._pair_sines_and_probe()
         # The fusion test reads these after the step: no second pass over the
         # weights (they are the values before this step's update).
-        dlra._probe_values.assign(dlra._probe_rows(entries, sines))
-        sizes = {
-            index: _live(layer.col_mask) * _live(layer.row_mask)
-            for index, layer in enumerate(dlra._layers)
-        }
-        total = [
-            sizes[index] * tf.cast(allowed, tf.float32) * sine2
-            for (index, _), (allowed, _, _), sine2 in zip(
-                dlra._axes, entries, sines, strict=True
-            )
-        ]
-        return (
-            dlra.config.lambda1
-            * tf.add_n(total)
-            / (2.0 * tf.add_n(list(sizes.values())))
-        )
+        dlra._probe_values.assign(probe)
+        return dlra.config.lambda1 * tf.reduce_sum(dlra._axis_weights * sin2)
 
 
 class _FactorL2Term:

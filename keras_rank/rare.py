@@ -160,6 +160,33 @@ def rare(vectors: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.where(found, value, tf.zeros_like(value))
 
 
+def pair_statistics(
+    uu: tf.Tensor, vv: tf.Tensor, uv: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Squared sine, ``1 - |cos|`` and D_euc of pairs from their dot products.
+
+    For many pairs of different lengths at once: each pair costs one small
+    Gram product and everything else is one vectorized expression.
+    ``sin^2`` is exactly :func:`squared_sine`; D_euc uses
+    ``|| (|v| / |u|) u - c v ||^2 = 2 |v|^2 (1 - |cos|)``, which equals
+    :func:`euclidean_gap` except for a zero ``u`` (there ``1 - |cos| = 1``, far
+    above any fusion threshold, either way).
+
+    Args:
+        uu: (...) squared norms of the first vectors.
+        vv: (...) squared norms of the second vectors.
+        uv: (...) their dot products.
+
+    Returns:
+        ``(sin2, gap, distance)``, each (...) float32: ``1 - cos^2``,
+        ``1 - |cos|`` (from ``sin2``) and D_euc.
+    """
+    sin2 = 1.0 - tf.square(uv) / ((uu + _EPS) * (vv + _EPS))
+    gap = 1.0 - tf.sqrt(tf.maximum(1.0 - sin2, 0.0))
+    distance = tf.sqrt(tf.maximum(2.0 * vv * gap, 0.0))
+    return sin2, gap, distance
+
+
 def euclidean_gap(u: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
     """Returns D_euc: the distance of ``u`` and ``v`` after equalising norms.
 

@@ -280,3 +280,22 @@ def test_euclidean_gap_orthogonal_uses_plus_sign():
 def test_euclidean_gap_zero_u_is_norm_of_v():
     v = np.array([3.0, 4.0], np.float32)
     assert float(rare.euclidean_gap(np.zeros(2, np.float32), v)) == pytest.approx(5.0)
+
+
+def test_pair_statistics_match_squared_sine_and_euclidean_gap():
+    rng = np.random.default_rng(3)
+    u = rng.standard_normal((6, 9)).astype(np.float32)
+    v = rng.standard_normal((6, 9)).astype(np.float32)
+    v[0] = -2.5 * u[0] + 1e-3 * v[0]  # nearly opposite
+    v[1] = 0.3 * u[1]  # parallel
+    sin2, gap, distance = rare.pair_statistics(
+        np.sum(u * u, 1), np.sum(v * v, 1), np.sum(u * v, 1)
+    )
+    np.testing.assert_allclose(sin2, rare.squared_sine(u, v), atol=1e-6)
+    cos = np.sum(u * v, 1) / np.linalg.norm(u, axis=1) / np.linalg.norm(v, axis=1)
+    np.testing.assert_allclose(gap, 1 - np.abs(cos), atol=1e-6)
+    want = np.array([np_euclidean_gap(a, b) for a, b in zip(u, v, strict=True)])
+    # float32 resolves 1 - |cos| to ~6e-8, so D_euc to ~3.5e-4 |v|: far below
+    # the fusion threshold's scale.
+    assert np.all(np.abs(distance - want) <= 1e-3 * np.linalg.norm(v, axis=1))
+    assert np.all(np.abs(distance[2:] - want[2:]) <= 1e-5 * want[2:])
