@@ -12,12 +12,13 @@
   at the compact shapes (`ModelRebuild`).
 
 The most parallel pair of each layer and axis needs an all-pairs Gram
-matrix. It is recomputed every `search_every` steps and after every fusion;
-in between, RaRe (whose value and gradient come from the minimising pair
-only) and the fusion test use the cached pair. See BUILD_NOTES.md for the
-measurement behind the default.
+matrix. It is recomputed every `search_every` steps and, for the fused
+axis, after every fusion; in between, RaRe (whose value and gradient come
+from the minimising pair only) and the fusion test use the cached pair.
+See BUILD_NOTES.md for the measurement behind the default.
 """
 
+import copy
 import dataclasses
 import json
 from typing import Any
@@ -220,7 +221,9 @@ class DLRA(Callback):
         if self.config.feature_reduction:
             for index, linked in enumerate(self._links):
                 if linked:
-                    self._edit_pair(index, fusion.init_feature_reduction)
+                    self._edit(
+                        self._layers[index : index + 2], fusion.init_feature_reduction
+                    )
 
     def _dropout_owners(self, model: keras.Model) -> dict[str, list]:
         """Maps each Dropout layer after a factorized layer to [owner, rate]."""
@@ -232,12 +235,14 @@ class DLRA(Callback):
                 owners[layer.name] = [owner, float(layer.rate)]
         return owners
 
-    def _edit_pair(self, index: int, edit) -> None:
-        first, second = self._layers[index], self._layers[index + 1]
-        state, next_state = first.factor_state(), second.factor_state()
-        edit(state, next_state)
-        first.assign_factor_state(state)
-        second.assign_factor_state(next_state)
+    @staticmethod
+    def _edit(layers: list, edit) -> None:
+        """Runs `edit` on the states of `layers`; assigns what it changed."""
+        states = [layer.factor_state() for layer in layers]
+        before = [copy.deepcopy(state) for state in states]
+        edit(*states)
+        for layer, state, old in zip(layers, states, before, strict=True):
+            layer.assign_factor_state(state, unchanged=old)
 
     # ------------------------------------------------------- search / probe
     def _forbidden(self, index: int, axis: str) -> bool:
@@ -270,26 +275,24 @@ class DLRA(Callback):
         return tf.logical_and(mine >= other, mine >= 2)
 
     def _refresh(self, selected: tf.Tensor) -> None:
-        """Searches the most parallel pairs of the layers where `selected`.
+        """Searches the most parallel pair of each (layer, axis) `selected`.
 
-        Then sets, for every (layer, axis), whether its cached pair may fuse
-        and its eq. 16 weight: both change only between steps (searches,
-        fusions), so the step itself only reads them.
+        `selected` has one bool per entry of `_axes`. Then sets, for every
+        (layer, axis), whether its cached pair may fuse and its eq. 16
+        weight: both change only between steps (searches, fusions), so the
+        step itself only reads them.
         """
-        for index, layer in enumerate(self._layers):
-            axes = [axis for i, axis in self._axes if i == index]
-            if not axes:
-                continue
-            pairs = self._pairs[layer.name]
+        for position, (index, axis) in enumerate(self._axes):
+            layer = self._layers[index]
+            pair = self._pairs[layer.name][axis]
 
-            def search(layer=layer, pairs=pairs, axes=axes):
-                for axis in axes:
-                    vectors, mask = axis_vectors(layer, axis)
-                    i, j, _ = rare.most_parallel_pair(vectors, mask)
-                    pairs[axis].assign(tf.stack([i, j]))
+            def search(layer=layer, axis=axis, pair=pair):
+                vectors, mask = axis_vectors(layer, axis)
+                i, j, _ = rare.most_parallel_pair(vectors, mask)
+                pair.assign(tf.stack([i, j]))
                 return tf.constant(True)
 
-            tf.cond(selected[index], search, lambda: tf.constant(False))
+            tf.cond(selected[position], search, lambda: tf.constant(False))
         if not self._axes:
             return
         counts = [
@@ -382,7 +385,7 @@ class DLRA(Callback):
         self._refresh_all()
 
     def _refresh_all(self) -> None:
-        self._refresh_fn(tf.ones(len(self._layers), tf.bool))
+        self._refresh_fn(tf.ones(len(self._axes), tf.bool))
 
     def on_step_end(self, trainer, step: int, logs) -> None:
         """Searches every `search_every` steps; fuses pairs under both thresholds."""
@@ -394,31 +397,31 @@ class DLRA(Callback):
             probe = self._probe_values.numpy()  # written by the RaRe term
         else:
             probe = self._probe_fn().numpy()
-        touched = set()
-        for row, (index, axis) in zip(probe, self._axes, strict=True):
+        fused = np.zeros(len(self._axes), bool)
+        for position, (row, (index, axis)) in enumerate(
+            zip(probe, self._axes, strict=True)
+        ):
             allowed, gap, distance = row
             if allowed and gap < self.config.tau_cos and distance < self.config.tau_euc:
                 self._fuse(index, axis)
-                touched.update({index, index + 1} if axis == "row" else {index})
-        if touched:
-            selected = np.zeros(len(self._layers), bool)
-            selected[sorted(touched & set(range(len(self._layers))))] = True
-            self._refresh_fn(tf.constant(selected))
+                fused[position] = True
+        if fused.any():
+            # Only the fused axis lost its pair. The other cached pairs stay
+            # live (the step reads their current vectors); the scheduled
+            # searches pick up any change of the most parallel pair.
+            self._refresh_fn(tf.constant(fused))
         return None
 
     def _fuse(self, index: int, axis: str) -> None:
         layer = self._layers[index]
         i, j = (int(v) for v in self._pairs[layer.name][axis].numpy())
         if axis == "col":
-            state = layer.factor_state()
-            fusion.fuse_columns(state, i, j)
-            layer.assign_factor_state(state)
+            self._edit([layer], lambda s: fusion.fuse_columns(s, i, j))
         elif index < len(self._links) and self._links[index]:
-            self._edit_pair(index, lambda s, n: fusion.fuse_rows(s, i, j, n))
+            pair = self._layers[index : index + 2]
+            self._edit(pair, lambda s, n: fusion.fuse_rows(s, i, j, n))
         else:
-            state = layer.factor_state()
-            fusion.fuse_rows(state, i, j)
-            layer.assign_factor_state(state)
+            self._edit([layer], lambda s: fusion.fuse_rows(s, i, j))
         self._fused_since_rebuild += 1
 
     def on_epoch_end(self, trainer, epoch: int, logs) -> ModelRebuild | None:

@@ -485,6 +485,18 @@ def test_assign_factor_state_wrong_shape_names_field_and_shapes():
     _assert_states_equal(layer.factor_state(), before)
 
 
+def test_assign_factor_state_skips_fields_equal_to_unchanged():
+    layer = FactorizedDense.from_state(_dense_state())
+    before = layer.factor_state()
+    state = dataclasses.replace(before, kernel=before.kernel + 1.0)
+    layer.bias.assign(np.zeros(4, np.float32))  # behind the state's back
+    layer.assign_factor_state(state, unchanged=before)
+    np.testing.assert_array_equal(layer.kernel.numpy(), before.kernel + 1.0)
+    np.testing.assert_array_equal(layer.bias.numpy(), np.zeros(4))  # skipped
+    layer.assign_factor_state(state)
+    np.testing.assert_array_equal(layer.bias.numpy(), before.bias)
+
+
 def test_assign_factor_state_rejects_missing_bias_and_bad_indices():
     layer = FactorizedDense.from_state(_dense_state())
     state = layer.factor_state()

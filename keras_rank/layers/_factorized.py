@@ -436,7 +436,9 @@ class FactorizedLayer(keras.layers.Layer):
             )
         return FactorState(**values)
 
-    def assign_factor_state(self, state: FactorState) -> None:
+    def assign_factor_state(
+        self, state: FactorState, unchanged: FactorState | None = None
+    ) -> None:
         """Assign every factor array from a state of the same shapes.
 
         Everything is checked before anything is assigned, so a rejected state
@@ -444,6 +446,9 @@ class FactorizedLayer(keras.layers.Layer):
 
         Args:
             state: Arrays with exactly the shapes of :meth:`factor_state`.
+            unchanged: Optionally, the layer's current state (as
+                :meth:`factor_state` returned it); fields equal to it are not
+                assigned again. A fusion changes a few of the arrays only.
 
         Raises:
             ConfigError: If the layer is not built, a field's shape differs
@@ -478,6 +483,10 @@ class FactorizedLayer(keras.layers.Layer):
                         f"[{value.min()}, {value.max()}], expected [0, "
                         f"{bound - 1}] ({_INDEX_BOUNDS[name]}={bound})."
                     )
+            if unchanged is not None and np.array_equal(
+                value, getattr(unchanged, name)
+            ):
+                continue
             updates.append((variable, value.astype(variable.dtype)))
         for variable, value in updates:
             variable.assign(value)
