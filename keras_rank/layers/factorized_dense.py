@@ -31,14 +31,14 @@ class FactorizedDense(FactorizedLayer):
     masks fused groups; :meth:`from_state` rebuilds the layer at the smaller
     shapes.
 
-    The forward pass, with K the masked (and Frobenius-normalized) W'^T::
+    The function, with K the masked (and Frobenius-normalized) W'^T::
 
         K_in = segment_sum(K[q_index] * (q_coef * in_scale)[:, None], in_index)
         z = x @ K_in + bias * row_mask
-
-    computed on transposed activations, without folding the kernel (see
-    :meth:`_pre_activation`).
         y = activation(z[..., feature_group] * feature_scale)
+
+    is computed on transposed activations, without folding the kernel (see
+    :meth:`_pre_activation`).
 
     Trainable weights: ``kernel`` (groups_in, groups_out), ``bias``
     (groups_out,) and, with Frobenius normalization, the scalar ``gain``.
