@@ -8,7 +8,7 @@ it stopped, and finished runs are not repeated), then prints the tables:
    paper's lambda1 = 20, tau_cos = 1e-4, tau_euc = 0.1: mean +- std test
    accuracy, parameters, compression, FLOPs (both conventions), and the first
    epoch at which +DLRA's validation accuracy reaches the baseline's best;
-2. the lambda1 sweep {1, 10, 20, 40} (first seed, --side_epochs epochs):
+2. the lambda1 sweep {0.1, 1, 10, 20, 40} (first seed, --side_epochs epochs):
    compression and accuracy;
 3. lenet5 with FactorizedConv2D + FactorizedDense vs its baseline (first
    seed, --side_epochs epochs).
@@ -78,7 +78,7 @@ def _first_epoch_reaching(history: list[dict], target: float) -> int | None:
 
 
 PARTS = ("mlp", "sweep", "lenet5")
-LAMBDA1_SWEEP = (1, 10, 20, 40)
+LAMBDA1_SWEEP = (0.1, 1, 10, 20, 40)
 HEADER = (
     "| configuration | test accuracy % (mean +- std) | compression % | params "
     "| FLOPs (1/MAC) | FLOPs (2/MAC) |\n|---|---|---|---|---|---|"
