@@ -83,6 +83,19 @@ def test_fusing_parallel_rows_and_opposite_columns_keeps_outputs():
     np.testing.assert_allclose(model(images).numpy(), before, atol=1e-5)
 
 
+def test_a_fused_axis_is_searched_again_at_once():
+    """Between scheduled searches, each step can fuse again on the same axis."""
+    model = _model()
+    dlra = _dlra(tau_cos=2.0, tau_euc=1e9, search_every=1000)  # fuse any pair
+    trainer = _start(model, dlra)
+    d3 = model.get_layer("d3")
+    live = [int(d3.col_mask.numpy().sum())]
+    for step in (1, 2):
+        dlra.on_step_end(trainer, step, {})
+        live.append(int(d3.col_mask.numpy().sum()))
+    assert live == [live[0], live[0] - 1, live[0] - 2]
+
+
 def test_rebuild_after_fusion_keeps_outputs_and_kept_slots():
     model = _model()
     dlra = _dlra()
