@@ -57,14 +57,19 @@ class StepClock(Callback):
         self._last = now
 
 
+def _engine(model):
+    """The engine alone (no DLRA) on `model`, with a step clock."""
+    return Trainer(
+        model, keras.optimizers.Adam(1e-3), callbacks=[StepClock()], verbose=0
+    )
+
+
 def _plain_trainer(frobenius_norm=None):
     keras.utils.set_random_seed(0)
     model = models.build_model("mlp")
     if frobenius_norm is not None:
         model = factorize_model(model, frobenius_norm=frobenius_norm)
-    return Trainer(
-        model, keras.optimizers.Adam(1e-3), callbacks=[StepClock()], verbose=0
-    )
+    return _engine(model)
 
 
 def _dlra_trainer(search_every: int):
@@ -80,13 +85,11 @@ def _dlra_trainer(search_every: int):
     )
 
 
-def _engine_trainer(model):
+def _engine_on_copy(model):
     """The engine alone on a copy of `model` (same layers, state and weights)."""
     copy = model.__class__.from_config(model.get_config())
     copy.set_weights(model.get_weights())
-    return Trainer(
-        copy, keras.optimizers.Adam(1e-3), callbacks=[StepClock()], verbose=0
-    )
+    return _engine(copy)
 
 
 def _epoch(trainer, images, labels, batch_size) -> float:
@@ -115,7 +118,7 @@ def main() -> None:
     for trainer in trainers.values():
         _epoch(trainer, images, labels, args.batch_size)  # warm-up: traces
         trainer.callbacks[-1].durations.clear()
-    same = _engine_trainer(trainers[f"dlra k={args.search_every[0]}"].model)
+    same = _engine_on_copy(trainers[f"dlra k={args.search_every[0]}"].model)
     _epoch(same, images, labels, args.batch_size)
     same.callbacks[-1].durations.clear()
     trainers = {

@@ -262,9 +262,11 @@ class DLRA(Callback):
         layer = self._layers[index]
         n_live = int(np.sum(layer.col_mask.numpy()))
         m_live = int(np.sum(layer.row_mask.numpy()))
-        mine, other = (n_live, m_live) if axis == "col" else (m_live, n_live)
+        if self._axis_allowed_by_size(axis, n_live, m_live):
+            return True
+        mine = n_live if axis == "col" else m_live
         other_axis = "row" if axis == "col" else "col"
-        return mine >= 2 and (mine >= other or not self._forbidden(index, other_axis))
+        return mine >= 2 and not self._forbidden(index, other_axis)
 
     @staticmethod
     def _axis_allowed_by_size(

@@ -329,25 +329,30 @@ class FactorizedLayer(keras.layers.Layer):
         """
         if not self.frobenius_norm:
             return
-        kernel = masked_kernel(self.kernel, self.col_mask, self.row_mask)
-        self.norm0.assign(tf.norm(kernel))
+        self.norm0.assign(self._masked_norm())
         self.gain.assign(1.0)
 
     # Forward pass --------------------------------------------------------
 
+    def _masked_norm(self) -> tf.Tensor:
+        """``||masked K||_F``, floored at :data:`NORM_EPSILON`.
+
+        Computed as ``sqrt(col_mask . (K * K) row_mask)``, which never forms
+        the masked kernel (one pass over K fewer, forward and backward); the
+        floor keeps the gradient of an all-zero kernel finite.
+        """
+        squares = tf.linalg.matvec(tf.square(self.kernel), self.row_mask)
+        squared_norm = tf.reduce_sum(squares * self.col_mask)
+        return tf.sqrt(tf.maximum(squared_norm, NORM_EPSILON**2))
+
     def _scale(self) -> tf.Tensor:
         """The scalar c with effective kernel = c * masked kernel.
 
-        Under Frobenius normalization ``c = gain * norm0 / ||masked K||``; the
-        masked norm is ``col_mask . (K * K) row_mask``, which never forms the
-        masked kernel (one pass over K fewer, forward and backward).
+        ``gain * norm0 / ||masked K||`` under Frobenius normalization, else 1.
         """
         if not self.frobenius_norm:
             return tf.constant(1.0, self.kernel.dtype)
-        squares = tf.linalg.matvec(tf.square(self.kernel), self.row_mask)
-        squared_norm = tf.reduce_sum(squares * self.col_mask)
-        norm = tf.sqrt(tf.maximum(squared_norm, NORM_EPSILON**2))
-        return self.gain * self.norm0 / norm
+        return self.gain * self.norm0 / self._masked_norm()
 
     def kernel_scale(self) -> tf.Tensor:
         """The scalar c with ``effective_kernel() == c * masked kernel``.
