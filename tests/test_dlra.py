@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from keras_rank import fusion, rare
-from keras_rank.dlra import DLRA, DLRAConfig, axis_vectors
-from keras_rank.dlra_run import train_dlra
+from keras_rank.dlra import DLRA, DLRAConfig, axis_vectors, fusion, rare
+from keras_rank.dlra.run import train_dlra
 from keras_rank.errors import ConfigError
 from keras_rank.factorize import factorize_model, to_plain_model
 from keras_rank.layers import FactorizedDense

@@ -1,9 +1,9 @@
-"""Tests of keras_rank.fusion: every fusion must keep the network's function."""
+"""Tests of keras_rank.dlra.fusion: every fusion must keep the network's function."""
 
 import numpy as np
 import pytest
 
-from keras_rank import fusion
+from keras_rank.dlra import fusion
 from keras_rank.errors import ConfigError
 from keras_rank.layers.state import FactorState
 

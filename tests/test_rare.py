@@ -1,10 +1,10 @@
-"""Tests of keras_rank.rare against NumPy references."""
+"""Tests of keras_rank.dlra.rare against NumPy references."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_rank import rare
+from keras_rank.dlra import rare
 
 EPS = 1e-12
 

@@ -15,7 +15,7 @@ checkpoint, also after the layers changed shape.
 from absl import app, flags
 
 from keras_rank.dlra import L2_TARGETS, DLRAConfig
-from keras_rank.dlra_run import train_dlra
+from keras_rank.dlra.run import train_dlra
 from trainers import common
 
 common.define_train_flags()

@@ -26,7 +26,7 @@ from keras_rank.training.hooks import (
     LossTerm,
     ModelRebuild,
 )
-from keras_rank.training.strategy import is_chief
+from keras_rank.training.strategy import distribute_batches, is_chief
 
 
 class TrainingDivergedError(KerasRankError):
@@ -299,7 +299,7 @@ class Trainer:
         totals = np.zeros(3)
         term_totals: dict[str, float] = {}
         for step, batch in enumerate(
-            self.strategy.experimental_distribute_dataset(dataset)
+            distribute_batches(self.strategy, dataset)
         ):
             sums, values = self._train_step(batch)
             totals += sums.numpy()
@@ -358,7 +358,7 @@ class Trainer:
         """Returns the mean loss and the accuracy of the model on a dataset."""
         dataset = data_lib.make_dataset(images, labels, batch_size=batch_size)
         totals = np.zeros(3)
-        for batch in self.strategy.experimental_distribute_dataset(dataset):
+        for batch in distribute_batches(self.strategy, dataset):
             totals += self._eval_step(batch).numpy()
         return self._logs(totals, {}, 1)
 

@@ -25,7 +25,7 @@ from keras_rank.errors import ConfigError
 from keras_rank.training.config import TrainConfig
 from keras_rank.training.engine import Trainer
 from keras_rank.training.hooks import Callback, GradientTransform, LossTerm
-from keras_rank.training.strategy import make_strategy
+from keras_rank.training.strategy import is_chief, make_strategy
 
 ModelFn = Callable[[TrainConfig, tuple[int, ...], int], keras.Model]
 
@@ -38,8 +38,17 @@ def prepare_workdir(
     workdir: str | os.PathLike,
     config: TrainConfig,
     method_config: dict[str, Any] | None = None,
+    *,
+    write: bool = True,
 ) -> pathlib.Path:
     """Creates `workdir`, or checks that it holds a run of the same configs.
+
+    Args:
+        workdir: The work directory.
+        config: The run's configuration.
+        method_config: The method's own settings.
+        write: Whether this process writes config.json (the chief of a
+            multi-worker cluster does; the other workers only check it).
 
     Raises:
         ConfigError: The folder cannot be written, or holds another run.
@@ -65,7 +74,11 @@ def prepare_workdir(
                 f"{previous.get('method')}, but this run asks for {method_config}. "
                 "Use a new workdir or the same settings to resume."
             )
-    saved.write_text(json.dumps(current, indent=1))
+    if write:
+        # Atomic, so a worker reading it meanwhile never sees half a file.
+        partial = saved.with_name(f".config.json.{os.getpid()}")
+        partial.write_text(json.dumps(current, indent=1))
+        os.replace(partial, saved)
     return path
 
 
@@ -98,10 +111,12 @@ def train_and_evaluate(
     Returns:
         The dict written to `workdir/results.json`.
     """
-    path = prepare_workdir(workdir, config, method_config)
+    strategy = make_strategy(config.strategy, config.cpu_devices)
+    path = prepare_workdir(
+        workdir, config, method_config, write=is_chief(strategy)
+    )
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    strategy = make_strategy(config.strategy, config.cpu_devices)
     splits = data_lib.load_splits(
         config.data,
         validation_fraction=config.validation_fraction,

@@ -84,3 +84,22 @@ def _cached_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(cpus)
+
+
+def distribute_batches(
+    strategy: tf.distribute.Strategy, dataset: tf.data.Dataset
+) -> tf.distribute.DistributedDataset:
+    """Distributes a dataset of global batches over the replicas of `strategy`.
+
+    Global batch k is the batch k of `dataset`, split over the replicas in
+    order, so that training with any strategy sees the batches a single
+    device would see.
+
+    Args:
+        strategy: The strategy the train or eval step runs under.
+        dataset: Batches of the global batch size.
+
+    Returns:
+        A distributed dataset to iterate and pass to `strategy.run`.
+    """
+    return strategy.experimental_distribute_dataset(dataset)

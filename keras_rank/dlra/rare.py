@@ -4,8 +4,8 @@ Vectors are the rows of a 2-D float tensor ``vectors`` of shape (k, d) and
 ``mask`` (k,) marks the live ones (1 live, 0 dead, e.g. fused away). For a
 factorized layer the paper's *columns* are the rows of the effective kernel
 and its *rows* are the rows of ``concat([kernel.T, bias[:, None]], 1)``; see
-:func:`keras_rank.fusion.column_vectors` and
-:func:`keras_rank.fusion.row_vectors`.
+:func:`keras_rank.dlra.fusion.column_vectors` and
+:func:`keras_rank.dlra.fusion.row_vectors`.
 
 Every function here is plain TensorFlow maths (float32) that runs eagerly or
 inside ``tf.function``. Following the project notes (NOTES.md, lee2021), RaRe

@@ -14,7 +14,7 @@ from typing import Any
 import keras
 
 from keras_rank import factorize, models, plots
-from keras_rank.dlra import DLRA, DLRAConfig
+from keras_rank.dlra.callback import DLRA, DLRAConfig
 from keras_rank.training import TrainConfig, train_and_evaluate
 
 
@@ -64,6 +64,20 @@ def train_dlra(
         )
 
     factorized = dlra_config.factorizes
+    path = pathlib.Path(workdir)
+
+    def report(trainer) -> dict[str, Any]:
+        # Runs on every worker; only the chief writes files.
+        entries = method.report(trainer) if factorized else {}
+        if trainer.is_chief:
+            plots.plot_curves(trainer.history, path / "curves.png")
+        if factorized and trainer.is_chief:
+            compact = factorize.to_plain_model(trainer.model)
+            compact.save(path / "model_compact.keras")
+            plots.plot_compression(trainer.history, path / "compression.png")
+            plots.plot_layer_dims(entries["dlra"]["layers"], path / "layer_dims.png")
+        return entries
+
     results = train_and_evaluate(
         config,
         workdir,
@@ -71,16 +85,9 @@ def train_dlra(
         loss_terms=method.loss_terms if factorized else (),
         gradient_transforms=method.gradient_transforms,
         callbacks=[method] if factorized else (),
-        report=method.report if factorized else None,
+        report=report,
         method_config={"dlra": dataclasses.asdict(dlra_config)},
     )
-    path = pathlib.Path(workdir)
-    plots.plot_curves(results["history"], path / "curves.png")
-    if factorized:
-        model = keras.saving.load_model(path / "model.keras")
-        factorize.to_plain_model(model).save(path / "model_compact.keras")
-        plots.plot_compression(results["history"], path / "compression.png")
-        plots.plot_layer_dims(results["dlra"]["layers"], path / "layer_dims.png")
-        if config.verbose:
-            print(summary_table(results))
+    if factorized and config.verbose:
+        print(summary_table(results))
     return results

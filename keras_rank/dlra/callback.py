@@ -27,7 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_rank import costs, fusion, rare
+from keras_rank import costs
+from keras_rank.dlra import fusion, rare
 from keras_rank.errors import ConfigError
 from keras_rank.factorize import factorized_layers
 from keras_rank.gradient_noise import GradientNoise
