@@ -5,6 +5,49 @@ import keras
 from keras_rank.errors import ConfigError
 from keras_rank.layers import FactorizedConv2D, FactorizedDense
 from keras_rank.layers._factorized import FactorizedLayer
+from keras_rank.user_models import check_graph_model
+
+FACTORIZABLE = "Dense, and Conv2D with channels_last, no dilation and no groups"
+
+
+def why_left_as_is(layer: keras.layers.Layer) -> str | None:
+    """Returns why `factorize_model` leaves `layer` as it is, or None.
+
+    Args:
+        layer: A layer of the model's top level.
+
+    Returns:
+        None for a layer that is factorized (or already is), else a short
+        reason.
+    """
+    if isinstance(layer, FactorizedLayer) or type(layer) is keras.layers.Dense:
+        return None
+    if isinstance(layer, keras.Model):
+        return "nested model: its layers are left as they are"
+    if type(layer) is keras.layers.Conv2D:
+        if tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
+            return "Conv2D with dilation or groups has no factorized form"
+        if layer.data_format != "channels_last":
+            return "Conv2D in channels_first has no factorized form"
+        return None
+    return f"{type(layer).__name__} has no factorized form"
+
+
+def layers_left_as_is(model: keras.Model) -> list[dict[str, str]]:
+    """Lists the layers with weights that `factorize_model` does not convert.
+
+    Args:
+        model: A Functional or Sequential model.
+
+    Returns:
+        One `{"layer", "class", "reason"}` dict per such layer, in model
+        order.
+    """
+    return [
+        {"layer": layer.name, "class": type(layer).__name__, "reason": reason}
+        for layer in model.layers
+        if layer.weights and (reason := why_left_as_is(layer)) is not None
+    ]
 
 
 def factorized_layers(model: keras.Model) -> list[FactorizedLayer]:
@@ -34,30 +77,34 @@ def factorize_model(model: keras.Model, *, frobenius_norm: bool = False) -> kera
     """Returns a copy of `model` with Dense and Conv2D layers factorized.
 
     The copy computes exactly what `model` computes (P = I, Q = I, and with
-    Frobenius normalization the reference norm is the current one).
+    Frobenius normalization the reference norm is the current one). Layers
+    of other types, nested models and Conv2D layers with options the
+    factorized form lacks are kept as they are (`layers_left_as_is` lists
+    them).
 
     Args:
         model: A built functional or Sequential model.
         frobenius_norm: Give every factorized layer Frobenius normalization.
 
     Raises:
-        ConfigError: The model has no Dense or Conv2D layer.
+        ConfigError: The model is subclassed, or has no layer to factorize.
     """
 
+    def converts(layer) -> bool:
+        return not isinstance(layer, FactorizedLayer) and why_left_as_is(layer) is None
+
     def convert(layer):
+        if not converts(layer):
+            return None
         if type(layer) is keras.layers.Dense:
             return FactorizedDense.from_dense(layer, frobenius_norm=frobenius_norm)
-        if type(layer) is keras.layers.Conv2D:
-            return FactorizedConv2D.from_conv2d(layer, frobenius_norm=frobenius_norm)
-        return None
+        return FactorizedConv2D.from_conv2d(layer, frobenius_norm=frobenius_norm)
 
-    if not any(
-        type(layer) in (keras.layers.Dense, keras.layers.Conv2D)
-        for layer in model.layers
-    ):
+    check_graph_model(model)
+    if not any(converts(layer) for layer in model.layers):
         raise ConfigError(
-            f"Model '{model.name}' has no Dense or Conv2D layer to factorize; "
-            "factorizable layer types: Dense, Conv2D."
+            f"Model '{model.name}' has no layer to factorize; factorizable: "
+            f"{FACTORIZABLE}."
         )
     return _clone(model, convert)
 

@@ -73,6 +73,13 @@ def carry_optimizer_state(
     """
     slot_maps = slot_maps or {}
     old_by_path = {v.path: v for v in old_variables}
+    if old_by_path and not any(v.path in old_by_path for v in new_variables):
+        raise ConfigError(
+            "No variable of the rebuilt model has a path of the old one (old: "
+            f"{sorted(old_by_path)[:3]}, new: {[v.path for v in new_variables][:3]}); "
+            "its optimizer slots would be lost. Rebuild it with the same layer "
+            "names from a Functional model's config."
+        )
     old_slots = optimizer_slots(old_optimizer, old_variables)
     new_slots = optimizer_slots(new_optimizer, new_variables)
     new_optimizer.iterations.assign(old_optimizer.iterations)

@@ -8,12 +8,23 @@ from absl import app, flags
 from keras_rank import data as data_lib
 from keras_rank import models
 from keras_rank.errors import KerasRankError
-from keras_rank.training import STRATEGIES, TrainConfig
+from keras_rank.training import STRATEGIES, TrainConfig, optimizers, task_loss
 
 
 def define_train_flags() -> None:
     """Defines the flags of `keras_rank.training.TrainConfig`."""
-    flags.DEFINE_enum("model", "mlp", list(models.MODEL_NAMES), "Model of the zoo.")
+    flags.DEFINE_enum(
+        "model",
+        None,
+        list(models.MODEL_NAMES),
+        "Model of the zoo (default mlp, unless --model_path is given).",
+    )
+    flags.DEFINE_string(
+        "model_path",
+        None,
+        "Your own Functional or Sequential model as a .keras file, instead of "
+        "--model; training starts from its weights.",
+    )
     flags.DEFINE_string(
         "data",
         str(data_lib.DEFAULT_DATA_DIR),
@@ -21,7 +32,34 @@ def define_train_flags() -> None:
     )
     flags.DEFINE_integer("epochs", 5, "Number of training epochs.", lower_bound=1)
     flags.DEFINE_integer("batch_size", 128, "Global batch size.", lower_bound=1)
-    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+    flags.DEFINE_float("learning_rate", 1e-3, "Initial learning rate.")
+    flags.DEFINE_enum("optimizer", "adam", list(optimizers.OPTIMIZERS), "Optimizer.")
+    flags.DEFINE_float("momentum", 0.0, "SGD momentum, in [0, 1).")
+    flags.DEFINE_bool("nesterov", False, "SGD with Nesterov momentum.")
+    flags.DEFINE_enum(
+        "lr_schedule",
+        "constant",
+        list(optimizers.LR_SCHEDULES),
+        "Learning-rate schedule: constant, exponential (per epoch), cosine.",
+    )
+    flags.DEFINE_float(
+        "lr_decay_rate", None, "Per-epoch factor of --lr_schedule=exponential."
+    )
+    flags.DEFINE_float(
+        "lr_cosine_alpha", 0.0, "Final fraction of the rate, --lr_schedule=cosine."
+    )
+    flags.DEFINE_enum(
+        "loss",
+        "auto",
+        list(task_loss.LOSSES),
+        "Task loss; auto is sparse categorical cross-entropy.",
+    )
+    flags.DEFINE_enum(
+        "from_logits",
+        "auto",
+        list(task_loss.FROM_LOGITS),
+        "Whether the model outputs logits; auto reads its output layer.",
+    )
     flags.DEFINE_integer("seed", 0, "Seed of initialisation, dropout and data order.")
     flags.DEFINE_float(
         "validation_fraction",
@@ -47,10 +85,19 @@ def train_config_from_flags() -> TrainConfig:
     f = flags.FLAGS
     return TrainConfig(
         model=f.model,
+        model_path=f.model_path,
         data=f.data,
         epochs=f.epochs,
         batch_size=f.batch_size,
         learning_rate=f.learning_rate,
+        optimizer=f.optimizer,
+        momentum=f.momentum,
+        nesterov=f.nesterov,
+        lr_schedule=f.lr_schedule,
+        lr_decay_rate=f.lr_decay_rate,
+        lr_cosine_alpha=f.lr_cosine_alpha,
+        loss=f.loss,
+        from_logits=f.from_logits,
         seed=f.seed,
         validation_fraction=f.validation_fraction,
         strategy=f.strategy,

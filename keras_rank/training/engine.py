@@ -27,6 +27,7 @@ from keras_rank.training.hooks import (
     ModelRebuild,
 )
 from keras_rank.training.strategy import distribute_batches, is_chief
+from keras_rank.training.task_loss import TaskLoss, resolve_task_loss
 
 
 class TrainingDivergedError(KerasRankError):
@@ -38,18 +39,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def _batch_sums(labels, logits, per_example_loss) -> tf.Tensor:
+def _batch_sums(per_example_loss, correct) -> tf.Tensor:
     """Returns [sum of losses, correct predictions, examples] of one batch."""
-    predictions = tf.argmax(logits, axis=-1, output_type=labels.dtype)
-    correct = tf.cast(tf.equal(predictions, labels), tf.float32)
-    count = tf.cast(tf.shape(labels)[0], tf.float32)
+    count = tf.cast(tf.shape(correct)[0], tf.float32)
     return tf.stack([tf.reduce_sum(per_example_loss), tf.reduce_sum(correct), count])
-
-
-def _per_example_loss(labels, logits) -> tf.Tensor:
-    return keras.losses.sparse_categorical_crossentropy(
-        labels, logits, from_logits=True
-    )
 
 
 class Trainer:
@@ -58,8 +51,10 @@ class Trainer:
     Create the model and the optimizer inside `strategy.scope()`.
 
     Args:
-        model: A built Keras model that outputs logits.
+        model: A built Keras classifier.
         optimizer: A Keras optimizer.
+        task_loss: The classification loss; None reads it from the model's
+            output layer (`resolve_task_loss`: logits or softmax).
         strategy: The tf.distribute strategy (default: the current one).
         loss_terms: Extra loss terms computed inside the train step.
         gradient_transforms: Applied in order to the gradients inside the
@@ -77,6 +72,7 @@ class Trainer:
         model: keras.Model,
         optimizer: keras.optimizers.Optimizer,
         *,
+        task_loss: TaskLoss | None = None,
         strategy: tf.distribute.Strategy | None = None,
         loss_terms: Sequence[LossTerm] = (),
         gradient_transforms: Sequence[GradientTransform] = (),
@@ -87,6 +83,7 @@ class Trainer:
         jit_compile: bool = False,
     ):
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.task_loss = task_loss or resolve_task_loss(model)
         self.loss_terms = tuple(loss_terms)
         self.gradient_transforms = tuple(gradient_transforms)
         self.callbacks = tuple(callbacks)
@@ -135,14 +132,14 @@ class Trainer:
 
     def _make_train_step(self):
         model, optimizer, terms = self.model, self.optimizer, self.loss_terms
-        transforms = self.gradient_transforms
+        task, transforms = self.task_loss, self.gradient_transforms
         strategy = self.strategy
         replicas = strategy.num_replicas_in_sync
 
         def replica_step(images, labels):
             with tf.GradientTape() as tape:
-                logits = model(images, training=True)
-                per_example = _per_example_loss(labels, logits)
+                outputs = model(images, training=True)
+                per_example = task.per_example_loss(labels, outputs)
                 global_batch = tf.cast(tf.shape(labels)[0] * replicas, tf.float32)
                 loss = tf.reduce_sum(per_example) / global_batch
                 values = {term.name: term(model) for term in terms}
@@ -156,7 +153,7 @@ class Trainer:
             optimizer.apply_gradients(
                 zip(grads, model.trainable_variables, strict=True)
             )
-            return _batch_sums(labels, logits, per_example), values
+            return _batch_sums(per_example, task.correct(labels, outputs)), values
 
         if self.jit_compile:
             replica_step = tf.function(replica_step, jit_compile=True, autograph=False)
@@ -171,11 +168,13 @@ class Trainer:
         return train_step
 
     def _make_eval_step(self):
-        model, strategy = self.model, self.strategy
+        model, strategy, task = self.model, self.strategy, self.task_loss
 
         def replica_step(images, labels):
-            logits = model(images, training=False)
-            return _batch_sums(labels, logits, _per_example_loss(labels, logits))
+            outputs = model(images, training=False)
+            return _batch_sums(
+                task.per_example_loss(labels, outputs), task.correct(labels, outputs)
+            )
 
         @tf.function(autograph=False)
         def eval_step(batch):

@@ -9,6 +9,7 @@ Work directory layout::
     results.json       test metrics, parameters, FLOPs, history, wall time
 """
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -19,19 +20,58 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from keras_rank import costs, models
+from keras_rank import costs, models, user_models
 from keras_rank import data as data_lib
 from keras_rank.errors import ConfigError
+from keras_rank.training import optimizers
 from keras_rank.training.config import TrainConfig
 from keras_rank.training.engine import Trainer
 from keras_rank.training.hooks import Callback, GradientTransform, LossTerm
 from keras_rank.training.strategy import is_chief, make_strategy
+from keras_rank.training.task_loss import resolve_task_loss
 
-ModelFn = Callable[[TrainConfig, tuple[int, ...], int], keras.Model]
+ModelTransform = Callable[[keras.Model], keras.Model]
 
 
-def _zoo_model(config: TrainConfig, input_shape, num_classes) -> keras.Model:
-    return models.build_model(config.model, input_shape, num_classes)
+def initial_model(
+    config: TrainConfig,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    model: keras.Model | None = None,
+) -> tuple[keras.Model, str]:
+    """Returns the model a run starts from, and where it came from.
+
+    Call inside the strategy's scope, so that its variables are created
+    there.
+
+    Args:
+        config: The run's configuration (`model` or `model_path`).
+        input_shape: Shape of one example of the data.
+        num_classes: Number of classes of the data.
+        model: A model given in code; overrides the config.
+
+    Returns:
+        `(model, description)`, e.g. `"zoo:mlp"`, `"file:path.keras"`.
+
+    Raises:
+        ConfigError: The model cannot be loaded, is subclassed, or does not
+            fit the data.
+    """
+    if model is not None:
+        source = f"object:{model.name}"
+    elif config.model_path:
+        model = user_models.load_model_file(config.model_path)
+        source = f"file:{config.model_path}"
+    else:
+        return (
+            models.build_model(config.model, input_shape, num_classes),
+            f"zoo:{config.model}",
+        )
+    # A Functional copy made here: its variables live in the strategy's scope
+    # and keep their paths through rebuilds and checkpoints.
+    model = user_models.as_functional_copy(model)
+    user_models.check_fits_data(model, input_shape, num_classes)
+    return model, source
 
 
 def prepare_workdir(
@@ -55,10 +95,11 @@ def prepare_workdir(
     """
     path = pathlib.Path(workdir)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write_probe.{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        if write:  # the other workers of a cluster only read the folder
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".write_probe.{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
     except OSError as error:
         raise ConfigError(
             f"workdir '{workdir}' is not a writable folder: {error.strerror or error}."
@@ -86,7 +127,8 @@ def train_and_evaluate(
     config: TrainConfig,
     workdir: str | os.PathLike,
     *,
-    model_fn: ModelFn = _zoo_model,
+    model: keras.Model | None = None,
+    prepare_model: ModelTransform | None = None,
     loss_terms: Sequence[LossTerm] = (),
     gradient_transforms: Sequence[GradientTransform] = (),
     callbacks: Sequence[Callback] = (),
@@ -98,8 +140,11 @@ def train_and_evaluate(
     Args:
         config: The run's configuration.
         workdir: Work directory (see the module docstring for its layout).
-        model_fn: Builds the model from (config, input_shape, num_classes);
-            defaults to the model zoo.
+        model: The model to train (Functional or Sequential); None builds
+            the one `config` names (`model` of the zoo or `model_path`).
+        prepare_model: Turns that model into the one trained, e.g. a
+            factorized copy. A resumed run continues with the checkpoint's
+            model instead.
         loss_terms: Extra loss terms for the train step.
         gradient_transforms: Gradient transforms for the train step.
         callbacks: Engine callbacks.
@@ -124,11 +169,20 @@ def train_and_evaluate(
     )
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        model = model_fn(config, splits.input_shape, splits.num_classes)
-        optimizer = keras.optimizers.Adam(config.learning_rate)
+        model, model_source = initial_model(
+            config, splits.input_shape, splits.num_classes, model
+        )
+        if prepare_model is not None:
+            model = prepare_model(model)
+        optimizer = optimizers.make_optimizer(
+            **config.optimizer_settings(),
+            steps_per_epoch=max(len(splits.train[1]) // config.batch_size, 1),
+            epochs=config.epochs,
+        )
     trainer = Trainer(
         model,
         optimizer,
+        task_loss=resolve_task_loss(model, config.loss, config.from_logits),
         strategy=strategy,
         loss_terms=loss_terms,
         gradient_transforms=gradient_transforms,
@@ -175,6 +229,8 @@ def train_and_evaluate(
             "test_examples": len(splits.test[1]),
         },
         "config": config.to_dict(),
+        "model_source": model_source,
+        "task_loss": dataclasses.asdict(trainer.task_loss),
         "replicas": strategy.num_replicas_in_sync,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }

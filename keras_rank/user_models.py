@@ -1,0 +1,140 @@
+"""A user's own Keras model: loading it and checking it fits the data.
+
+keras_rank reads a model's layer graph (to link layers, to rebuild it at
+smaller shapes, to restore it from a checkpoint), so it takes Functional and
+Sequential models, the two kinds whose graph Keras records. A subclassed
+model keeps its graph in Python code; it is refused with one line that says
+what is supported.
+"""
+
+import os
+import pathlib
+
+import keras
+from keras.src.models.functional import Functional
+
+from keras_rank.errors import ConfigError
+
+SUPPORTED_KINDS = "Functional (keras.Model(inputs, outputs)) and Sequential"
+
+
+def check_graph_model(model: keras.Model) -> None:
+    """Raises `ConfigError` unless `model` is a Functional or Sequential model.
+
+    Args:
+        model: The model to check.
+    """
+    if not isinstance(model, keras.Model):
+        raise ConfigError(f"Expected a keras.Model. Received: {model!r}")
+    if isinstance(model, Functional | keras.Sequential):
+        return
+    raise ConfigError(
+        f"Model '{model.name}' is a subclassed keras.Model "
+        f"({type(model).__name__}); keras_rank supports {SUPPORTED_KINDS} "
+        "models, whose layer graph it can read and rebuild."
+    )
+
+
+def as_functional_copy(model: keras.Model) -> keras.Model:
+    """Returns a Functional copy of a Functional or Sequential model.
+
+    The copy is made from the model's config, with the same weights, in the
+    current distribution scope. Its variable paths are then `layer/weight`,
+    as they stay through clones, rebuilds and checkpoints (a Sequential made
+    in code has `model/layer/weight` paths that its own `from_config` copy
+    would not share, which would detach optimizer slots from their
+    variables).
+
+    Args:
+        model: A built Functional or Sequential model.
+
+    Raises:
+        ConfigError: The model is subclassed or not built.
+    """
+    check_graph_model(model)
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError) as error:
+        raise ConfigError(
+            f"Model '{model.name}' is not built; give it an Input or call "
+            "model.build(input_shape) first."
+        ) from error
+    graph = keras.Model(inputs, outputs, name=model.name)
+    copy = graph.__class__.from_config(graph.get_config())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def load_model_file(path: str | os.PathLike) -> keras.Model:
+    """Loads a user's model from a `.keras` file, without its compile state.
+
+    Training starts from the weights stored in the file. Custom layers must
+    be registered (`keras.saving.register_keras_serializable`) and imported
+    before the call.
+
+    Args:
+        path: A file written by `model.save("name.keras")`.
+
+    Returns:
+        The Functional or Sequential model.
+
+    Raises:
+        ConfigError: The file is missing, is not a `.keras` file, cannot be
+            loaded, or holds a subclassed model.
+    """
+    file = pathlib.Path(path).expanduser()
+    if file.suffix != ".keras":
+        raise ConfigError(
+            f"Expected model_path to name a .keras file (written by "
+            f"model.save('name.keras')). Received: model_path='{path}'"
+        )
+    if not file.is_file():
+        raise ConfigError(f"model_path='{path}': no such file.")
+    try:
+        model = keras.saving.load_model(file, compile=False)
+    except Exception as error:  # Any loading failure is bad input here.
+        lines = str(error).strip().splitlines()
+        reason = lines[0] if lines else type(error).__name__
+        raise ConfigError(
+            f"model_path='{path}' cannot be loaded: {reason} (custom layers "
+            "must be registered with keras.saving.register_keras_serializable "
+            "and imported first)."
+        ) from error
+    check_graph_model(model)
+    return model
+
+
+def check_fits_data(
+    model: keras.Model, input_shape: tuple[int, ...], num_classes: int
+) -> None:
+    """Raises `ConfigError` unless `model` takes the examples and the classes.
+
+    Args:
+        model: A Functional or Sequential model.
+        input_shape: Shape of one example of the data (no batch axis).
+        num_classes: Number of classes of the data.
+    """
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ConfigError(
+            f"Model '{model.name}' has {len(model.inputs)} inputs and "
+            f"{len(model.outputs)} outputs; expected one input (the image) and "
+            "one output (the class scores)."
+        )
+    expected = tuple(model.inputs[0].shape[1:])
+    fits = len(expected) == len(input_shape) and all(
+        want is None or want == got
+        for want, got in zip(expected, input_shape, strict=True)
+    )
+    if not fits:
+        raise ConfigError(
+            f"Model '{model.name}' takes inputs of shape {expected}, but the data "
+            f"has examples of shape {tuple(input_shape)}; add a Reshape or "
+            "Flatten layer, or use data of the model's shape."
+        )
+    output = tuple(model.outputs[0].shape[1:])
+    if len(output) != 1 or (output[0] is not None and output[0] < num_classes):
+        raise ConfigError(
+            f"Model '{model.name}' outputs shape {output}; the data has "
+            f"{num_classes} classes, so expected (units,) with units >= "
+            f"{num_classes}."
+        )
