@@ -14,4 +14,4 @@ class ConfigError(KerasRankError, ValueError):
 
 
 class DataError(KerasRankError, ValueError):
-    """A dataset cannot be read: missing, truncated or malformed files."""
+    """A dataset or checkpoint cannot be read: missing, malformed or mismatched."""

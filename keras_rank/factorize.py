@@ -103,8 +103,8 @@ def factorize_model(model: keras.Model, *, frobenius_norm: bool = False) -> kera
     check_graph_model(model)
     if not any(converts(layer) for layer in model.layers):
         raise ConfigError(
-            f"Model '{model.name}' has no layer to factorize; factorizable: "
-            f"{FACTORIZABLE}."
+            f"Model '{model.name}' has no Dense or Conv2D layer to factorize; "
+            f"factorizable: {FACTORIZABLE}."
         )
     return _clone(model, convert)
 
