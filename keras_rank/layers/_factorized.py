@@ -587,7 +587,13 @@ class FactorizedLayer(keras.layers.Layer):
         """
         self._require_built("fold into a plain layer")
         plain = self._plain_layer()
-        plain.build(self._build_shape(self.features_in))
+        # The input shape this layer was built on (spatial sizes included, so
+        # costs can be counted), with its actual channel count.
+        built_on = (self.get_build_config() or {}).get("input_shape")
+        if built_on is None:
+            plain.build(self._build_shape(self.features_in))
+        else:
+            plain.build((*built_on[:-1], self.features_in))
         plain.set_weights(self._plain_weights())
         return plain
 
