@@ -407,25 +407,24 @@ def fuse_chain(states, links):
     fusion.fuse_columns(first, 0, 5)
     set_parallel_rows(first, keep=1, drop=4, ratio=3.0)
     set_parallel_rows(first, keep=1, drop=6, ratio=-0.5)
-    first_next = second if links[0] else None
+    first_next = second if 0 in links else None
     kept = fusion.fuse_rows(first, 1, 4, next_state=first_next).kept
     fusion.fuse_rows(first, kept, 6, next_state=first_next)
     set_parallel_columns(second, keep=2, drop=3, ratio=0.5)
     fusion.fuse_columns(second, 2, 3)
     set_parallel_rows(second, keep=0, drop=5, ratio=2.0)
-    second_next = third if links[1] else None
+    second_next = third if 1 in links else None
     fusion.fuse_rows(second, 0, 5, next_state=second_next)
     set_parallel_columns(third, keep=1, drop=2, ratio=1.5)
     fusion.fuse_columns(third, 1, 2)
 
 
 @pytest.mark.parametrize("fn", [False, True])
-@pytest.mark.parametrize("links", [[True, False], [False, True], [True, True]])
+@pytest.mark.parametrize("links", [{0: 1}, {1: 2}, {0: 1, 1: 2}])
 def test_compact_keeps_chain_outputs_and_shrinks_shapes(fn, links):
     states = make_chain([6, 7, 6, 4], seed=20, fn=fn)
-    for i, link in enumerate(links):
-        if link:
-            fusion.init_feature_reduction(states[i], states[i + 1])
+    for producer, consumer in links.items():
+        fusion.init_feature_reduction(states[producer], states[consumer])
     fuse_chain(states, links)
     x = inputs(6)
     before = chain_outputs(states, x)
@@ -435,8 +434,8 @@ def test_compact_keeps_chain_outputs_and_shrinks_shapes(fn, links):
     assert [s.kernel.shape for s in new] == [(5, 5), (6, 5), (5, 4)]
     assert new[0].q_index.shape == (6,) and new[0].p_index.shape == (7,)
     features = [len(s.feature_group) for s in new]
-    assert features[0] == (6 if links[0] else 7)
-    assert features[1] == (5 if links[1] else 6)
+    assert features[0] == (6 if 0 in links else 7)
+    assert features[1] == (5 if 1 in links else 6)
     assert features[2] == 4
     for state in new:
         np.testing.assert_array_equal(state.col_mask, 1.0)
@@ -447,10 +446,39 @@ def test_compact_keeps_chain_outputs_and_shrinks_shapes(fn, links):
         np.testing.assert_array_equal(old.in_index, kept.in_index)
 
 
-def test_compact_accepts_trailing_false_link():
+def branch_outputs(states, x):
+    """States 0 and 1 read x; 2 reads state 0's features (a graph, not a chain)."""
+    source, side, reader = states
+    return np.concatenate(
+        [chain_outputs([source, reader], x), layer_outputs(side, x)], axis=1
+    )
+
+
+def test_compact_follows_a_link_between_states_that_are_not_neighbours():
+    states = [make_state(5, 6, seed=30), make_state(5, 6, seed=31)]
+    states.append(make_state(6, 3, seed=32))
+    source, side, reader = states
+    fusion.init_feature_reduction(source, reader)
+    set_parallel_rows(source, keep=0, drop=3, ratio=2.0)
+    set_parallel_rows(source, keep=0, drop=4, ratio=-1.5)
+    fusion.fuse_rows(source, 0, 3, next_state=reader)
+    fusion.fuse_rows(source, 0, 4, next_state=reader)
+    set_parallel_rows(side, keep=1, drop=2, ratio=0.5)
+    fusion.fuse_rows(side, 1, 2)
+    x = inputs(5)
+    before = branch_outputs(states, x)
+
+    new = fusion.compact(states, {0: 2})
+
+    np.testing.assert_allclose(branch_outputs(new, x), before, **TOL)
+    assert [len(s.feature_group) for s in new] == [5, 6, 3]
+    assert new[2].in_index.max() == 4 and new[1].in_index.shape == (5,)
+
+
+def test_compact_without_links_keeps_one_feature_per_output():
     states = make_chain([4, 5, 3], seed=21)
-    new = fusion.compact(states, [False, False])
-    assert len(new) == 2
+    new = fusion.compact(states, {})
+    assert [len(s.feature_group) for s in new] == [5, 3]
 
 
 def test_compact_rejects_unlinked_reduced_layer():
@@ -458,14 +486,31 @@ def test_compact_rejects_unlinked_reduced_layer():
     set_parallel_rows(states[0], keep=0, drop=1, ratio=2.0)
     fusion.init_feature_reduction(states[0], states[1])
     fusion.fuse_rows(states[0], 0, 1, next_state=states[1])
-    with pytest.raises(ConfigError, match="links"):
-        fusion.compact(states, [False])
+    with pytest.raises(ConfigError, match=r"entry for state 0.*links=\{\}"):
+        fusion.compact(states, {})
 
 
-def test_compact_rejects_wrong_number_of_links():
-    states = make_chain([4, 5, 3], seed=23)
-    with pytest.raises(ConfigError, match=r"links=\[True, True, True\]"):
-        fusion.compact(states, [True, True, True])
+@pytest.mark.parametrize(
+    "links, message",
+    [
+        ([True, False], r"mapping \{producer index: consumer index\}.*\[True, False\]"),
+        ({0: 3}, r"indices in \[0, 2\].*\{0: 3\}"),
+        ({-1: 0}, r"indices in \[0, 2\]"),
+        ({0: True}, r"indices in \[0, 2\]"),
+        ({1: 1}, r"two different states.*state 1 linked to itself"),
+        ({0: 2, 1: 2}, r"one producer per consumer.*2 producers for state 2"),
+        (
+            {0: 1},
+            r"one input channel per output coordinate of state 0 \(6\).*"
+            r"len\(in_index\)=4",
+        ),
+    ],
+)
+def test_compact_rejects_malformed_links_naming_them(links, message):
+    states = [make_state(4, 6, seed=23), make_state(4, 6, seed=24)]
+    states.append(make_state(6, 3, seed=25))
+    with pytest.raises(ConfigError, match=message):
+        fusion.compact(states, links)
 
 
 # --------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from keras_rank.dlra import fusion, rare
 from keras_rank.errors import ConfigError
 from keras_rank.factorize import factorized_layers
 from keras_rank.gradient_noise import GradientNoise
+from keras_rank.graph import MODEL_INPUT, MODEL_OUTPUT, ModelGraph, is_weightless
 from keras_rank.layers import FactorState
 from keras_rank.training.hooks import Callback, ModelRebuild
 
@@ -39,8 +40,40 @@ AXES = ("col", "row")
 L2_TARGETS = ("kernel", "effective")
 # Positively homogeneous activations: act(c z) = c act(z) for c > 0.
 FEATURE_REDUCTION_ACTIVATIONS = ("relu", "leaky_relu")
-# Layers a feature can pass through unchanged, channel by channel.
-_PASS_THROUGH = (keras.layers.Dropout, keras.layers.MaxPooling2D)
+# Layers that map every channel (last axis) by itself, by the same function
+# for every channel and for any channel count, with f(c x) = c f(x) for c > 0
+# (elementwise scaling, max or mean over a window, zero padding). A feature
+# can pass through them: they commute with selecting and scaling channels.
+# Dropout includes its spatial subclasses; in training, coordinates that share
+# a feature share its dropout draw too (at inference Dropout is the identity).
+_PASS_THROUGH = (
+    keras.layers.Dropout,
+    keras.layers.MaxPooling1D,
+    keras.layers.MaxPooling2D,
+    keras.layers.MaxPooling3D,
+    keras.layers.AveragePooling1D,
+    keras.layers.AveragePooling2D,
+    keras.layers.AveragePooling3D,
+    keras.layers.ZeroPadding1D,
+    keras.layers.ZeroPadding2D,
+    keras.layers.ZeroPadding3D,
+)
+
+
+def _passes_features(layer) -> bool:
+    """Tells whether output features of a layer can pass through `layer`.
+
+    True for the channel-wise, positively homogeneous layers of
+    `_PASS_THROUGH` with channels last (with channels first, pooling and
+    padding would act on the feature axis), except a Dropout whose
+    `noise_shape` fixes the channel count.
+    """
+    noise_shape = getattr(layer, "noise_shape", None)
+    return (
+        isinstance(layer, _PASS_THROUGH)
+        and getattr(layer, "data_format", "channels_last") == "channels_last"
+        and (noise_shape is None or noise_shape[-1] in (None, 1))
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +173,10 @@ class DLRA(Callback):
         self.seed = seed
         self._model = None
         self._layers: list = []
-        self._links: list[bool] = []
+        # Feature-space reduction: producer index -> consumer index.
+        self._links: dict[int, int] = {}
+        # (layer index, axis) pairs that never fuse (section 4.5).
+        self._fixed: set[tuple[int, str]] = set()
         self._pairs: dict[str, dict[str, tf.Variable]] = {}
         self._fused_since_rebuild = 0
         # Recorded once, on the model as first seen; restored on resume.
@@ -170,7 +206,9 @@ class DLRA(Callback):
             return
         self._model = model
         self._layers = factorized_layers(model)
-        self._links = [self._linked(model, i) for i in range(len(self._layers) - 1)]
+        graph = ModelGraph(model)
+        self._links = self._find_links(graph)
+        self._fixed = self._fixed_axes(graph)
         self._axes = [
             (index, axis)
             for index in range(len(self._layers))
@@ -178,7 +216,7 @@ class DLRA(Callback):
             if self._may_fuse(index, axis)
         ]
         if not self._initial:
-            self._record_initial(model)
+            self._record_initial(model, graph)
         self._pairs = {
             layer.name: {
                 axis: tf.Variable([0, 1], dtype=tf.int32, trainable=False)
@@ -196,44 +234,73 @@ class DLRA(Callback):
         self._axis_allowed = tf.Variable(tf.zeros(len(self._axes)), trainable=False)
         self._axis_weights = tf.Variable(tf.zeros(len(self._axes)), trainable=False)
 
-    def _linked(self, model: keras.Model, index: int) -> bool:
-        """Whether layer `index` feeds layer `index + 1` with shared features."""
-        if not self.config.feature_reduction:
-            return False
-        first, second = self._layers[index], self._layers[index + 1]
-        activation = keras.activations.serialize(first.activation)
-        if activation not in FEATURE_REDUCTION_ACTIVATIONS or type(first) is not type(
-            second
-        ):
-            return False
-        start = model.layers.index(first)
-        between = model.layers[start + 1 : model.layers.index(second)]
-        return all(isinstance(layer, _PASS_THROUGH) for layer in between)
+    def _find_links(self, graph: ModelGraph) -> dict[int, int]:
+        """Returns {a: b} for factorized layers b that read a's features.
 
-    def _record_initial(self, model: keras.Model) -> None:
+        Layer b reads a's features when its only input is a's output passed
+        through `_passes_features` layers only, that output (and every tensor
+        on the way) feeding nothing else and being no model output, a and b
+        each called once (`ModelGraph.exclusive_successor`); a has a
+        ReLU-family activation and b is of a's type.
+        """
+        if not self.config.feature_reduction:
+            return {}
+        index_of = {id(layer): index for index, layer in enumerate(self._layers)}
+        links = {}
+        for index, layer in enumerate(self._layers):
+            activation = keras.activations.serialize(layer.activation)
+            if activation not in FEATURE_REDUCTION_ACTIVATIONS:
+                continue
+            chain = graph.exclusive_successor(layer, through=_passes_features)
+            if chain is not None and type(chain.successor) is type(layer):
+                links[index] = index_of[id(chain.successor)]
+        return links
+
+    def _fixed_axes(self, graph: ModelGraph) -> set[tuple[int, str]]:
+        """Returns the (index, axis) pairs that never fuse (section 4.5).
+
+        The columns of a layer that reads a model input through weightless
+        layers only (the input layer's), and the rows of a layer whose output
+        reaches a model output through weightless layers only (the
+        classifier's).
+        """
+        fixed = set()
+        for index, layer in enumerate(self._layers):
+            if MODEL_INPUT in graph.sources(layer, through=is_weightless):
+                fixed.add((index, "col"))
+            if MODEL_OUTPUT in graph.sinks(layer, through=is_weightless):
+                fixed.add((index, "row"))
+        return fixed
+
+    def _record_initial(self, model: keras.Model, graph: ModelGraph) -> None:
         cost = costs.model_cost(model)
         self._initial = {
             "params": cost.params,
             "flops_mac1": cost.flops_mac1,
             "flops_mac2": cost.flops_mac2,
             "features": {layer.name: int(layer.features_out) for layer in self._layers},
-            "dropout": self._dropout_owners(model),
+            "dropout": self._dropout_owners(model, graph),
         }
-        if self.config.feature_reduction:
-            for index, linked in enumerate(self._links):
-                if linked:
-                    self._edit(
-                        self._layers[index : index + 2], fusion.init_feature_reduction
-                    )
+        for producer, consumer in self._links.items():
+            self._edit(
+                [self._layers[producer], self._layers[consumer]],
+                fusion.init_feature_reduction,
+            )
 
-    def _dropout_owners(self, model: keras.Model) -> dict[str, list]:
-        """Maps each Dropout layer after a factorized layer to [owner, rate]."""
-        owners, owner = {}, None
+    def _dropout_owners(self, model: keras.Model, graph: ModelGraph) -> dict:
+        """Maps each Dropout that reads a factorized layer's output to [owner, rate].
+
+        A Dropout reads layer a's output when the graph leads from it up to a
+        through `_passes_features` layers only (and to nothing else).
+        """
+        factorized = {id(layer) for layer in self._layers}
+        owners = {}
         for layer in model.layers:
-            if layer in self._layers:
-                owner = layer.name
-            elif isinstance(layer, keras.layers.Dropout) and owner is not None:
-                owners[layer.name] = [owner, float(layer.rate)]
+            if not isinstance(layer, keras.layers.Dropout):
+                continue
+            sources = graph.sources(layer, through=_passes_features)
+            if len(sources) == 1 and id(sources[0]) in factorized:
+                owners[layer.name] = [sources[0].name, float(layer.rate)]
         return owners
 
     @staticmethod
@@ -248,8 +315,7 @@ class DLRA(Callback):
     # ------------------------------------------------------- search / probe
     def _forbidden(self, index: int, axis: str) -> bool:
         """Never the input layer's columns nor the classifier's rows (4.5)."""
-        last = len(self._layers) - 1
-        return (axis == "col" and index == 0) or (axis == "row" and index == last)
+        return (index, axis) in self._fixed
 
     def _may_fuse(self, index: int, axis: str) -> bool:
         """Whether (layer, axis) can become the longer axis before a rebuild.
@@ -420,8 +486,8 @@ class DLRA(Callback):
         i, j = (int(v) for v in self._pairs[layer.name][axis].numpy())
         if axis == "col":
             self._edit([layer], lambda s: fusion.fuse_columns(s, i, j))
-        elif index < len(self._links) and self._links[index]:
-            pair = self._layers[index : index + 2]
+        elif index in self._links:
+            pair = [layer, self._layers[self._links[index]]]
             self._edit(pair, lambda s, n: fusion.fuse_rows(s, i, j, n))
         else:
             self._edit([layer], lambda s: fusion.fuse_rows(s, i, j))
@@ -435,7 +501,8 @@ class DLRA(Callback):
         if not self._fused_since_rebuild:
             return None
         self._fused_since_rebuild = 0
-        return self._rebuild(trainer.model, states)
+        with trainer.strategy.scope():  # the new model's variables are mirrored
+            return self._rebuild(trainer.model, states)
 
     def _epoch_logs(self, model, states: list[FactorState]) -> dict[str, float]:
         params = self._live_params(model, states)

@@ -24,6 +24,7 @@ ReLU-family, ``act(c z) = c act(z)`` for ``c > 0``, with ``act(0) = 0``.
 """
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -113,9 +114,14 @@ def fusion_coefficients(w_drop: np.ndarray, w_keep: np.ndarray) -> tuple[float, 
 # Validation.
 
 
+def _is_index(value: object) -> bool:
+    """True for an int (Python or NumPy), not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def _check_group(name: str, value: object, mask: np.ndarray, axis: str) -> int:
     """Returns ``value`` as an int after checking it names a live group."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not _is_index(value):
         raise ConfigError(f"Expected {name} to be an int. Received: {name}={value!r}")
     if not 0 <= value < len(mask):
         raise ConfigError(
@@ -436,57 +442,94 @@ def _is_unreduced(state: FactorState) -> bool:
     )
 
 
-def _check_links(states: list[FactorState], links: list[bool]) -> list[bool]:
-    """Returns ``links`` with one entry per consecutive pair of states."""
-    links = [bool(link) for link in links]
-    if len(links) == len(states) and links and not links[-1]:
-        links = links[:-1]
-    if len(links) != max(len(states) - 1, 0):
+def _check_links(states: list[FactorState], links: Mapping) -> dict[int, int]:
+    """Returns ``links`` as ``{producer: consumer}`` ints after checking it.
+
+    Every key and value must index ``states``; a link joins two different
+    states, the producer's output coordinates one-to-one to the consumer's
+    input channels; a state reads the features of one producer at most; and
+    every state with a reduced feature space is a producer.
+    """
+    if not isinstance(links, Mapping):
         raise ConfigError(
-            f"Expected links to have len(states) - 1 = {len(states) - 1} entries. "
-            f"Received: links={links}"
+            "Expected links to be a mapping {producer index: consumer index}. "
+            f"Received: links={links!r}"
         )
-    for i, (state, link) in enumerate(zip(states, links + [False], strict=True)):
-        if not link and not _is_unreduced(state):
+    checked: dict[int, int] = {}
+    for producer, consumer in links.items():
+        if not all(
+            _is_index(value) and 0 <= value < len(states)
+            for value in (producer, consumer)
+        ):
             raise ConfigError(
-                f"Expected links[{i}] to be True: layer {i} has a reduced feature "
-                f"space. Received: links={links}"
+                f"Expected links to map state indices in [0, {len(states) - 1}] "
+                f"to state indices. Received: links={links!r}"
             )
-    return links
+        if producer == consumer:
+            raise ConfigError(
+                "Expected links to join two different states. Received: "
+                f"links={links!r} (state {producer} linked to itself)"
+            )
+        outputs = len(states[producer].p_index)
+        channels = len(states[consumer].in_index)
+        if outputs != channels:
+            raise ConfigError(
+                f"Expected state {consumer} to have one input channel per output "
+                f"coordinate of state {producer} ({outputs}). Received: "
+                f"links={links!r}, state {consumer} with len(in_index)={channels}"
+            )
+        checked[int(producer)] = int(consumer)
+    consumers = list(checked.values())
+    for consumer in consumers:
+        if consumers.count(consumer) > 1:
+            raise ConfigError(
+                f"Expected at most one producer per consumer. Received: "
+                f"links={links!r}, with {consumers.count(consumer)} producers "
+                f"for state {consumer}"
+            )
+    for i, state in enumerate(states):
+        if i not in checked and not _is_unreduced(state):
+            raise ConfigError(
+                f"Expected links to have an entry for state {i}: it has a reduced "
+                f"feature space. Received: links={links!r}"
+            )
+    return checked
 
 
-def compact(states: list[FactorState], links: list[bool]) -> list[FactorState]:
+def compact(states: list[FactorState], links: Mapping) -> list[FactorState]:
     """Returns new, smaller states without dead groups and dead feature slots.
 
     Dead column and row groups are removed and ``q_index`` / ``p_index``
-    renumbered. For a linked layer (``links[i]``: layer i feeds layer i + 1
-    through feature-space reduction) dead feature slots are removed,
-    ``feature_group`` renumbered, and layer i + 1's ``in_index`` pointed at
-    the surviving slots. An unlinked layer keeps one feature per output
+    renumbered. For a linked layer (``links[i] = j``: layer j reads layer i's
+    features through feature-space reduction) dead feature slots are
+    removed, ``feature_group`` renumbered, and layer j's ``in_index`` pointed
+    at the surviving slots. An unlinked layer keeps one feature per output
     coordinate (``feature_group = p_index``, ``feature_scale = p_coef``) and
-    the next layer's in-mapping is untouched. The original numbers of input
-    and output coordinates (lengths of q, p, in arrays) never change, and
-    neither does the function the chain computes. The input states are not
-    modified.
+    the in-mappings of the layers reading it are untouched. The original
+    numbers of input and output coordinates (lengths of q, p, in arrays)
+    never change, and neither does the function the network computes. The
+    input states are not modified.
 
     Args:
-        states: The layers of a chain, in order.
-        links: ``len(states) - 1`` booleans (a trailing False for the last
-            layer is also accepted).
+        states: The factorized layers of a network, in any fixed order.
+        links: ``{producer index: consumer index}`` into ``states``, one
+            entry per pair joined by feature-space reduction.
 
     Returns:
         The compacted states, one per input state.
 
     Raises:
-        ConfigError: If ``links`` has the wrong length or leaves a layer with
-            a reduced feature space unlinked.
+        ConfigError: If ``links`` is not such a mapping (an index out of
+            range, a state linked to itself, two producers for one consumer,
+            a consumer whose input channels do not match the producer's
+            outputs) or leaves a layer with a reduced feature space unlinked.
     """
     links = _check_links(states, links)
     compacted = [_compact_groups(state) for state in states]
     new_states = [new for new, _ in compacted]
     for i, (new, row_map) in enumerate(compacted):
-        if i < len(links) and links[i]:
-            _compact_features(states[i], new, row_map, new_states[i + 1])
+        if i in links:
+            _compact_features(states[i], new, row_map, new_states[links[i]])
         else:
             new.feature_group = new.p_index.copy()
             new.feature_scale = new.p_coef.copy()
