@@ -127,6 +127,12 @@ class TrainConfig:
             raise ConfigError(
                 f"Expected cpu_devices >= 0. Received: cpu_devices={self.cpu_devices}"
             )
+        if self.cpu_devices and self.strategy != "mirrored":
+            raise ConfigError(
+                "Expected cpu_devices=0 unless strategy='mirrored' (it splits "
+                "the CPU for MirroredStrategy). Received: "
+                f"cpu_devices={self.cpu_devices}, strategy={self.strategy!r}"
+            )
         if self.verbose not in (0, 1, 2):
             raise ConfigError(
                 f"Expected verbose in (0, 1, 2). Received: verbose={self.verbose}"

@@ -209,6 +209,24 @@ class Trainer:
             callback.set_state(cb_state)
         return True
 
+    def _check_replicas_agree_on_progress(self) -> None:
+        """Raises `ConfigError` if the workers start from different epochs.
+
+        Happens when the workers of a cluster do not share one work
+        directory: only the chief writes checkpoints, and a worker that cannot
+        read them would start afresh while the chief resumes.
+        """
+        done = tf.constant(float(self.epochs_done))
+        total = self.strategy.reduce(
+            "SUM", self.strategy.run(lambda: tf.identity(done)), axis=None
+        )
+        if float(total) != self.epochs_done * self.strategy.num_replicas_in_sync:
+            raise ConfigError(
+                f"The workers start from different epochs (this one from epoch "
+                f"{self.epochs_done + 1}): the work directory must be one folder "
+                "that every worker reads (a shared file system)."
+            )
+
     def _save_checkpoint(self) -> None:
         if self.checkpoints is None or not self.is_chief:
             return
@@ -268,6 +286,7 @@ class Trainer:
                 f"batch_size={batch_size} is larger than the {len(images)} "
                 "training examples."
             )
+        self._check_replicas_agree_on_progress()
         for callback in self.callbacks:
             callback.on_train_begin(self)
         for epoch in range(self.epochs_done, epochs):

@@ -1,4 +1,4 @@
-"""Choosing a tf.distribute strategy by name."""
+"""Choosing a tf.distribute strategy by name, and feeding it global batches."""
 
 import functools
 
@@ -60,7 +60,8 @@ def make_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
             logical devices first, and mirror over them.
 
     Raises:
-        ConfigError: Unknown name or impossible device split.
+        ConfigError: Unknown name, impossible device split, or
+            "multi_worker_mirrored" asked for after TensorFlow ops ran.
     """
     if cpu_devices > 1 and not tf.config.list_physical_devices("GPU"):
         split_cpu(cpu_devices)
@@ -79,7 +80,14 @@ def _cached_strategy(name: str) -> tf.distribute.Strategy:
     # One instance per process: a second MirroredStrategy over the same devices
     # reuses collective instance keys of the first and its all-reduces clash.
     if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as error:
+            raise ConfigError(
+                "strategy=multi_worker_mirrored must be created before any "
+                "TensorFlow op runs in the process: call make_strategy (or "
+                "train_and_evaluate) first."
+            ) from error
     if tf.config.list_physical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -93,13 +101,63 @@ def distribute_batches(
 
     Global batch k is the batch k of `dataset`, split over the replicas in
     order, so that training with any strategy sees the batches a single
-    device would see.
+    device would see: every worker of a cluster reads the whole dataset and
+    keeps the slices of its own replicas (`replica_batches`). A partial
+    batch is split the same way, so some replicas may get an empty batch;
+    every example is seen by exactly one replica.
+
+    (`experimental_distribute_dataset` would auto-shard instead: by input
+    files when the pipeline reads files, so that workers see other batches
+    than one device; else by data, which keeps each global batch's examples
+    but hands the pieces to the replicas of a multi-replica worker out of
+    order.)
 
     Args:
         strategy: The strategy the train or eval step runs under.
-        dataset: Batches of the global batch size.
+        dataset: Batches of the global batch size: tuples of tensors whose
+            first dimension is the batch.
 
     Returns:
         A distributed dataset to iterate and pass to `strategy.run`.
     """
-    return strategy.experimental_distribute_dataset(dataset)
+    return strategy.distribute_datasets_from_function(
+        lambda context: replica_batches(dataset, context)
+    )
+
+
+def replica_batches(
+    dataset: tf.data.Dataset, context: tf.distribute.InputContext
+) -> tf.data.Dataset:
+    """Returns the per-replica batches of one worker, replica after replica.
+
+    Each global batch of n examples is cut into `num_replicas_in_sync`
+    consecutive slices of ceil(n / replicas) examples (the last ones shorter
+    or empty); the worker `input_pipeline_id` yields the slices of its local
+    replicas in order, which `distribute_datasets_from_function` hands to
+    them in turn.
+
+    Args:
+        dataset: Global batches (tuples of tensors).
+        context: The worker's input context.
+    """
+    replicas = context.num_replicas_in_sync
+    local = replicas // context.num_input_pipelines
+    first = context.input_pipeline_id * local
+
+    def slices(*batch):
+        pieces = [
+            tf.data.Dataset.from_tensors(_replica_slice(batch, first + j, replicas))
+            for j in range(local)
+        ]
+        return functools.reduce(tf.data.Dataset.concatenate, pieces)
+
+    return dataset.flat_map(slices)
+
+
+def _replica_slice(batch: tuple, replica: int, replicas: int) -> tuple:
+    """Returns slice `replica` of `replicas` consecutive slices of a batch."""
+    size = tf.shape(batch[0])[0]
+    per_replica = -(-size // replicas)
+    start = tf.minimum(replica * per_replica, size)
+    stop = tf.minimum(start + per_replica, size)
+    return tuple(tensor[start:stop] for tensor in batch)
