@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import REPO
-from synthetic import make_idx_folder
+from synthetic import make_idx_folder, make_image_folder
 
 from keras_rank.errors import ConfigError
 from keras_rank.training import TrainConfig, train_and_evaluate
@@ -141,8 +141,15 @@ def _final_weights(workdir):
     return keras.saving.load_model(workdir / "model.keras").get_weights()
 
 
-def test_sigkill_then_rerun_finishes_with_uninterrupted_weights(tmp_path):
-    data = make_idx_folder(tmp_path / "data", train=2000, test=100)
+@pytest.mark.parametrize(
+    ("make_data", "killed_after"),
+    [(make_idx_folder, 2), (make_image_folder, 1)],
+    ids=["idx", "image_folder"],
+)
+def test_sigkill_then_rerun_finishes_with_uninterrupted_weights(
+    tmp_path, make_data, killed_after
+):
+    data = make_data(tmp_path / "data", train=2000, test=100)
     flags = [
         f"--data={data}",
         "--model=mlp",
@@ -163,7 +170,8 @@ def test_sigkill_then_rerun_finishes_with_uninterrupted_weights(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 240
-    while not (workdir / "checkpoints" / "epoch-000002").exists():
+    checkpoint = workdir / "checkpoints" / f"epoch-{killed_after:06d}"
+    while not checkpoint.exists():
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)

@@ -121,6 +121,8 @@ def train_and_evaluate(
         config.data,
         validation_fraction=config.validation_fraction,
         split_seed=config.split_seed,
+        train_split=config.train_split,
+        test_split=config.test_split,
     )
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
@@ -144,14 +146,14 @@ def train_and_evaluate(
             f"({trainer.epochs_done}/{config.epochs} epochs done)."
         )
     trainer.fit(
-        *splits.train,
+        splits.train,
         epochs=config.epochs,
         batch_size=config.batch_size,
         seed=config.seed,
         validation_data=splits.validation,
     )
     start = time.perf_counter()
-    test = trainer.evaluate(*splits.test, batch_size=max(config.batch_size, 256))
+    test = trainer.evaluate(splits.test, batch_size=max(config.batch_size, 256))
     cost = costs.model_cost(trainer.model)
     val_accuracies = [h["val_accuracy"] for h in trainer.history if "val_accuracy" in h]
     results = {
@@ -168,11 +170,11 @@ def train_and_evaluate(
         "history": trainer.history,
         "data": {
             "source": splits.source,
-            "train_examples": len(splits.train[1]),
-            "validation_examples": len(splits.validation[1])
+            "train_examples": splits.train.num_examples,
+            "validation_examples": splits.validation.num_examples
             if splits.validation
             else 0,
-            "test_examples": len(splits.test[1]),
+            "test_examples": splits.test.num_examples,
         },
         "config": config.to_dict(),
         "replicas": strategy.num_replicas_in_sync,
