@@ -9,7 +9,6 @@ import re
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from synthetic import idx_bytes, read_batches, write_idx
 
 from keras_rank import data
@@ -338,7 +337,7 @@ def test_load_splits_sources(folder):
     assert splits.class_names is None
     # Held in memory as the file's uint8, not as a float32 copy.
     for source in (splits.train, splits.validation, splits.test):
-        assert source.images.dtype == tf.uint8
+        assert source.images.dtype == np.uint8
 
     # Values are exactly the raw bytes / 255 and images stay with their labels.
     np.testing.assert_array_equal(

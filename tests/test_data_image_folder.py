@@ -1,6 +1,7 @@
 """Tests of keras_rank.data.image_folder through load_splits."""
 
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -119,8 +120,6 @@ def test_rgb_alpha_jpeg_nested_and_custom_split_names(tmp_path):
 
 @pytest.mark.parametrize("missing", ["train", "test"])
 def test_missing_split_folder(folder, missing):
-    import shutil
-
     shutil.rmtree(folder / missing)
     message = (
         f"data '{folder}': missing sub-folder '{missing}'; expected 'train/' and "

@@ -128,7 +128,7 @@ def test_array_source_is_a_numpy_permutation_of_the_seed():
 def test_array_source_keeps_uint8():
     images, labels = arrays()
     source = data.ArraySource(images, labels)
-    assert source.images.dtype == tf.uint8
+    assert source.images.dtype == np.uint8
     assert source.num_examples == 100 and source.example_shape == (3, 2, 1)
     assert source.labels.dtype == np.int32
 

@@ -100,7 +100,10 @@ class ExampleSource(abc.ABC):
         """Returns the examples as a batched, prefetched `tf.data.Dataset`.
 
         Every iteration of the returned dataset yields the same order, fixed by
-        `shuffle_seed` (see each source for how it shuffles).
+        `shuffle_seed`: a full NumPy permutation for sources with random
+        access (`ArraySource`, `ImageFolderSource`), a seeded shuffle buffer
+        for streams (`DatasetSource`, `TfdsSource`), whose order `tf.data`
+        also derives from TensorFlow's global seed.
 
         Args:
             batch_size: Examples per batch, >= 1.
@@ -147,18 +150,22 @@ def _check_labels(labels: np.ndarray, count: int) -> np.ndarray:
 
 
 class ArraySource(ExampleSource):
-    """Images and labels held in memory.
+    """Images and labels held in memory as NumPy arrays.
 
-    Images keep their dtype (uint8 stays one byte per pixel) and become
-    float32 one batch at a time: uint8 divided by 255, floats unchanged
-    (scale them to [0, 1] first). Shuffled reading is a full permutation of the
-    examples per seed (`example_order`), gathered batch by batch.
+    The arrays are used as given, not copied (a `numpy.memmap` is read page by
+    page), and stay in their dtype: uint8 is one byte per pixel and becomes
+    float32 (divided by 255) one batch at a time; floats become float32
+    unchanged (scale them to [0, 1] first). Batches are gathered by NumPy
+    (`tf.numpy_function`): a TensorFlow copy of the arrays would double their
+    memory, and converting them costs twice their size at its peak. Shuffled
+    reading is a full permutation of the examples per seed (`example_order`).
 
     Args:
-        images: Array or tensor of shape `(N, ...)`, uint8 or float.
+        images: Array of shape `(N, ...)`, uint8 or float.
         labels: Array of shape `(N,)` of integers >= 0.
 
     Attributes:
+        images: The images, as given.
         labels: The labels, an int32 NumPy array.
 
     Raises:
@@ -167,46 +174,45 @@ class ArraySource(ExampleSource):
     """
 
     def __init__(self, images: Any, labels: Any):
-        with tf.device("/cpu:0"):
-            self._images = tf.convert_to_tensor(images)
-        if self._images.shape.rank is None or self._images.shape.rank < 2:
+        images = np.asarray(images)
+        if images.ndim < 2:
             raise DataError(
                 "Expected images of shape (N, ...) with at least one axis per "
-                f"image. Received: images of shape {self._images.shape}"
+                f"image. Received: images of shape {images.shape}"
             )
-        dtype = self._images.dtype
-        if dtype != tf.uint8 and not dtype.is_floating:
+        if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
             raise DataError(
                 "Expected uint8 or float images. Received: images of dtype "
-                f"{dtype.name}"
+                f"{images.dtype}"
             )
-        count = int(self._images.shape[0])
-        self.labels = _check_labels(np.asarray(labels), count)
-        with tf.device("/cpu:0"):
-            self._labels = tf.constant(self.labels)
-        self.num_examples = count
-        self.example_shape = tuple(int(d) for d in self._images.shape[1:])
-
-    @property
-    def images(self) -> tf.Tensor:
-        """The images as stored: a CPU tensor of the dtype they were given in."""
-        return self._images
+        self.images = images
+        self.labels = _check_labels(np.asarray(labels), len(images))
+        self.num_examples = len(images)
+        self.example_shape = tuple(int(d) for d in images.shape[1:])
 
     def subset(self, indices: np.ndarray) -> ArraySource:
         """Returns the examples at `indices`, in that order, as a new source."""
-        with tf.device("/cpu:0"):
-            images = tf.gather(self._images, indices)
-        return ArraySource(images, self.labels[indices])
+        return ArraySource(self.images[indices], self.labels[indices])
 
     def _raw_batches(self, batch_size, shuffle_seed, drop_remainder):
-        images, labels = self._images, self._labels
+        images, labels = self.images, self.labels
+        shape = (batch_size if drop_remainder else None, *self.example_shape)
 
         def gather(indices):
-            return tf.gather(images, indices), tf.gather(labels, indices)
+            return images[indices], labels[indices]
+
+        def gather_batch(indices):
+            batch_images, batch_labels = tf.numpy_function(
+                gather, [indices], (tf.as_dtype(images.dtype), tf.int32), stateful=False
+            )
+            batch_images.set_shape(shape)
+            batch_labels.set_shape(shape[:1])
+            return batch_images, batch_labels
 
         order = example_order(self.num_examples, shuffle_seed)
         dataset = tf.data.Dataset.from_tensor_slices(order)
-        return dataset.batch(batch_size, drop_remainder=drop_remainder).map(gather)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        return dataset.map(gather_batch)
 
 
 class DatasetSource(ExampleSource):
@@ -217,6 +223,11 @@ class DatasetSource(ExampleSource):
     a shuffle buffer of `shuffle_buffer` examples seeded by the seed (see
     `shuffle_stream`): examples move by about the buffer's length, not across
     the whole dataset.
+
+    A `map` over single examples is one function call per example (tens of
+    microseconds on a small CPU, more than parsing a small image): parse
+    records in batches and unbatch, e.g.
+    `tf.data.TFRecordDataset(files).batch(256).map(parse_batch).unbatch()`.
 
     Args:
         dataset: Yields `(image, label)`: images of one fixed shape, uint8

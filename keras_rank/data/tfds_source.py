@@ -44,6 +44,7 @@ class TfdsSource(ExampleSource):
     `shuffle_buffer` examples seeded by the seed. `tf.data` mixes TensorFlow's
     global seed into both, so the order is fixed by the seed and the global
     seed (`train_and_evaluate` sets it from `config.seed` on every start).
+    The buffer holds `shuffle_buffer` decoded images: mind their size.
 
     Args:
         builder: The dataset's builder, prepared.
@@ -61,11 +62,6 @@ class TfdsSource(ExampleSource):
         self.num_examples = builder.info.splits[split].num_examples
         shape = tuple(builder.info.features[image_key].shape)
         self.example_shape = (*shape, 1) if len(shape) == 2 else shape
-
-    @property
-    def split(self) -> str:
-        """The TFDS split (or slice) this source reads."""
-        return self._split
 
     def split_at(self, count: int) -> tuple[TfdsSource, TfdsSource]:
         """Returns (the first `count` examples, the rest), by TFDS slicing."""
