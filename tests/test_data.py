@@ -414,11 +414,19 @@ def test_raw_idx_folder_and_str_spec(tmp_path):
     assert splits.num_classes == 2
 
 
-def test_float_idx_images_outside_unit_interval(tmp_path):
-    images = make_images(4).astype(np.float32)  # 0..255, not scaled.
-    labels = np.zeros(4, dtype=np.uint8)
+@pytest.mark.parametrize(
+    ("images", "found"),
+    [
+        (np.linspace(0, 255, 24, dtype=np.float32), "floats in [0.0, 255.0]"),
+        (np.zeros(24, dtype=np.int16), "dtype int16"),
+    ],
+)
+def test_idx_images_neither_uint8_nor_unit_floats(tmp_path, images, found):
+    images = images.reshape(2, 4, 3)
+    labels = np.zeros(2, dtype=np.uint8)
     folder = write_folder(tmp_path / "f", (images, labels), (images, labels))
-    with pytest.raises(DataError, match="expected uint8 images or floats in"):
+    message = f"data '{folder}': expected uint8 images or floats in [0, 1], found "
+    with pytest.raises(DataError, match=f"^{re.escape(message + found)}$"):
         data.load_splits(folder)
 
 

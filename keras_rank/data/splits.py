@@ -17,7 +17,6 @@ import dataclasses
 import numbers
 import os
 import pathlib
-from typing import Any
 
 import numpy as np
 
@@ -33,6 +32,9 @@ DEFAULT_DATA_DIR: pathlib.Path = (
 """The Fashion-MNIST IDX files shipped with the repository."""
 
 TFDS_PREFIX = "tfds:"
+
+# Training splits the validation split can be carved from.
+_Splittable = ArraySource | ImageFolderSource | TfdsSource
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -130,7 +132,7 @@ def _check_both_sides(picked: int, total: int, validation_fraction: float) -> No
 
 
 def _carve_validation(
-    train: ArraySource | ImageFolderSource | TfdsSource,
+    train: _Splittable,
     validation_fraction: float,
     split_seed: int,
 ) -> tuple[ExampleSource, ExampleSource | None]:
@@ -169,14 +171,17 @@ def _idx_sources(folder: pathlib.Path) -> tuple[ArraySource, ArraySource, int]:
             "examples; expected both non-empty"
         )
     for images in (train_x, test_x):
-        if images.dtype != np.uint8 and not (
-            np.issubdtype(images.dtype, np.floating)
-            and 0 <= images.min() <= images.max() <= 1
-        ):
-            raise DataError(
-                f"data '{folder}': expected uint8 images or floats in [0, 1], "
-                f"found dtype {images.dtype}"
-            )
+        if images.dtype == np.uint8:
+            continue
+        found = f"dtype {images.dtype}"
+        if np.issubdtype(images.dtype, np.floating):
+            low, high = images.min(), images.max()
+            if 0 <= low <= high <= 1:
+                continue
+            found = f"floats in [{low}, {high}]"
+        raise DataError(
+            f"data '{folder}': expected uint8 images or floats in [0, 1], found {found}"
+        )
     try:
         train, test = ArraySource(train_x, train_y), ArraySource(test_x, test_y)
     except DataError as err:  # Labels: the message says what is wrong.
@@ -190,7 +195,7 @@ def _open(
     train_split: str,
     test_split: str,
     tfds_data_dir: str | os.PathLike[str] | None,
-) -> tuple[Any, ExampleSource, int, tuple[str, ...] | None, str]:
+) -> tuple[_Splittable, ExampleSource, int, tuple[str, ...] | None, str]:
     """Opens `spec`: (train, test, num_classes, class_names, source)."""
     if spec.startswith(TFDS_PREFIX):
         name = spec[len(TFDS_PREFIX) :]
