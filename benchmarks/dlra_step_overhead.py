@@ -92,9 +92,9 @@ def _engine_on_copy(model):
     return _engine(copy)
 
 
-def _epoch(trainer, images, labels, batch_size) -> float:
+def _epoch(trainer, train, batch_size) -> float:
     start = time.perf_counter()
-    trainer.fit(images, labels, epochs=trainer.epochs_done + 1, batch_size=batch_size)
+    trainer.fit(train, epochs=trainer.epochs_done + 1, batch_size=batch_size)
     return time.perf_counter() - start
 
 
@@ -109,17 +109,17 @@ def main() -> None:
 
     splits = data_lib.load_splits()
     count = args.steps * args.batch_size
-    images, labels = splits.train[0][:count], splits.train[1][:count]
+    train = data_lib.ArraySource(*next(splits.train.batches(count).as_numpy_iterator()))
     trainers = {
         "plain": _plain_trainer(),
         "factorized+FN": _plain_trainer(frobenius_norm=True),
     }
     trainers.update({f"dlra k={k}": _dlra_trainer(k) for k in args.search_every})
     for trainer in trainers.values():
-        _epoch(trainer, images, labels, args.batch_size)  # warm-up: traces
+        _epoch(trainer, train, args.batch_size)  # warm-up: traces
         trainer.callbacks[-1].durations.clear()
     same = _engine_on_copy(trainers[f"dlra k={args.search_every[0]}"].model)
-    _epoch(same, images, labels, args.batch_size)
+    _epoch(same, train, args.batch_size)
     same.callbacks[-1].durations.clear()
     trainers = {
         "plain": trainers.pop("plain"),
@@ -130,7 +130,7 @@ def main() -> None:
     epochs = {name: [] for name in trainers}
     for _ in range(args.rounds):
         for name, trainer in trainers.items():
-            epochs[name].append(_epoch(trainer, images, labels, args.batch_size))
+            epochs[name].append(_epoch(trainer, train, args.batch_size))
     durations = {
         name: trainer.callbacks[-1].durations for name, trainer in trainers.items()
     }
@@ -154,7 +154,7 @@ def main() -> None:
         for k in args.search_every:
             trainer = _dlra_trainer(k)
             history = trainer.fit(
-                *splits.train,
+                splits.train,
                 epochs=args.compression_epochs,
                 batch_size=args.batch_size,
             )

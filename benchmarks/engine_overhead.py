@@ -45,11 +45,10 @@ def _engine_loop(images, labels, batch_size, jit_compile):
     trainer = Trainer(
         _model(), keras.optimizers.Adam(1e-3), verbose=0, jit_compile=jit_compile
     )
+    train = data_lib.ArraySource(images, labels)
 
     def run():
-        trainer.fit(
-            images, labels, epochs=trainer.epochs_done + 1, batch_size=batch_size
-        )
+        trainer.fit(train, epochs=trainer.epochs_done + 1, batch_size=batch_size)
 
     return run
 
@@ -69,7 +68,7 @@ def main() -> None:
 
     splits = data_lib.load_splits(validation_fraction=0.1)
     count = args.steps * args.batch_size
-    images, labels = splits.train[0][:count], splits.train[1][:count]
+    images, labels = next(splits.train.batches(count).as_numpy_iterator())
     print(
         f"paper MLP, batch {args.batch_size}, {args.steps} steps per timed epoch, "
         f"{args.rounds} rounds, median seconds per step"

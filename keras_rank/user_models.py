@@ -59,10 +59,15 @@ def as_functional_copy(model: keras.Model) -> keras.Model:
             f"Model '{model.name}' is not built; give it an Input or call "
             "model.build(input_shape) first."
         ) from error
-    graph = keras.Model(inputs, outputs, name=model.name)
+    graph = keras.Model(_single(inputs), _single(outputs), name=model.name)
     copy = graph.__class__.from_config(graph.get_config())
     copy.set_weights(model.get_weights())
     return copy
+
+
+def _single(tensors: list) -> list | keras.KerasTensor:
+    """A one-tensor list as the tensor, as `keras.Model(x, y)` is usually made."""
+    return tensors[0] if len(tensors) == 1 else tensors
 
 
 def load_model_file(path: str | os.PathLike) -> keras.Model:

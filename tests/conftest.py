@@ -15,8 +15,6 @@ tf.config.set_logical_device_configuration(
     _CPU, [tf.config.LogicalDeviceConfiguration()] * 2
 )
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(scope="session")
 def tiny_idx(tmp_path_factory) -> pathlib.Path:

@@ -68,14 +68,15 @@ def recording_fit(fit, store: list):
     """
     import numpy as np
 
-    def wrapped(self, images, labels, **kwargs):
-        history = fit(self, images, labels, **kwargs)
+    def wrapped(self, train, **kwargs):
+        history = fit(self, train, **kwargs)
         wrong = np.arange(PROBE_SIZE) >= 6
-        probe = images[:PROBE_SIZE], (labels[:PROBE_SIZE] + wrong) % 10
+        labels = (train.labels[:PROBE_SIZE] + wrong) % 10
+        probe = train.images[:PROBE_SIZE], labels
         store.append(
             {
                 "weights": [variable.numpy() for variable in self.model.weights],
-                "probe": self.evaluate(*probe, batch_size=PROBE_BATCH_SIZE),
+                "probe": self.evaluate(probe, batch_size=PROBE_BATCH_SIZE),
             }
         )
         return history

@@ -1,9 +1,10 @@
-"""IDX encoding and small learnable datasets written as IDX files, for tests."""
+"""IDX encoding, small learnable datasets (IDX files, PNG folders), batch reading."""
 
 import gzip
 import pathlib
 
 import numpy as np
+import tensorflow as tf
 
 _CODES = {
     np.dtype("uint8"): 0x08,
@@ -55,3 +56,49 @@ def make_idx_folder(
         write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
     return folder
+
+
+def write_image_folder(
+    root: pathlib.Path,
+    splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    class_names: tuple[str, ...],
+    suffix: str = ".png",
+) -> pathlib.Path:
+    """Writes `root/<split>/<class name>/<index>.png` for each image of each split.
+
+    Images are uint8 arrays (N, H, W) or (N, H, W, C); file names are the
+    zero-padded example index, so sorted order is the array order per class.
+    """
+    for split, (images, labels) in splits.items():
+        for name in class_names:
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+        for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+            pixels = image if image.ndim == 3 else image[..., np.newaxis]
+            path = root / split / class_names[label] / f"{index:06d}{suffix}"
+            path.write_bytes(tf.io.encode_png(pixels).numpy())
+    return root
+
+
+def make_image_folder(
+    root: pathlib.Path, train: int = 600, test: int = 200, num_classes: int = 10
+) -> pathlib.Path:
+    """Writes a small learnable dataset (`class_images`) as a folder of PNGs."""
+    names = tuple(f"class_{label:02d}" for label in range(num_classes))
+    return write_image_folder(
+        root,
+        {
+            "train": class_images(train, num_classes, 0),
+            "test": class_images(test, num_classes, 1),
+        },
+        names,
+    )
+
+
+def read_batches(dataset) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Returns (images, labels, batch sizes) of a dataset of batches, in order."""
+    images, labels, sizes = [], [], []
+    for x, y in dataset.as_numpy_iterator():
+        images.append(x)
+        labels.append(y)
+        sizes.append(len(y))
+    return np.concatenate(images), np.concatenate(labels), sizes

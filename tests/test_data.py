@@ -1,4 +1,4 @@
-"""Tests of keras_rank.data: IDX reading, splits, TFDS and tf.data pipelines."""
+"""Tests of keras_rank.data: IDX files and folders, load_splits, splits."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 
 import numpy as np
 import pytest
-from synthetic import idx_bytes, write_idx
+from synthetic import idx_bytes, read_batches, write_idx
 
 from keras_rank import data
 from keras_rank.errors import ConfigError, DataError
@@ -255,18 +255,31 @@ def test_folder_propagates_truncated_file(folder):
 
 # -------------------------------------------------------------------- load_splits
 
+_FORMS = (
+    "expected a folder of the four IDX files, a folder with train/ and test/ "
+    "sub-folders of class folders, or tfds:NAME"
+)
+
 
 def test_bad_spec(tmp_path):
     with pytest.raises(
-        DataError,
-        match=r"^data 'foo': no such folder; "
-        r"expected a folder of IDX files or tfds:NAME$",
+        DataError, match=r"^data 'foo': no such folder; " + re.escape(_FORMS) + "$"
     ):
         data.load_splits("foo")
     a_file = tmp_path / "file"
     a_file.write_text("x")
     with pytest.raises(DataError, match=re.escape(f"data '{a_file}': no such folder")):
         data.load_splits(a_file)
+
+
+def test_folder_with_neither_idx_files_nor_splits_names_the_three_forms(tmp_path):
+    (tmp_path / "other").mkdir()
+    with pytest.raises(DataError) as info:
+        data.load_splits(tmp_path)
+    assert str(info.value) == (
+        f"data '{tmp_path}': neither IDX files nor train/ or test/ in the folder; "
+        + _FORMS
+    )
 
 
 @pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5, float("nan"), "0.1", True])
@@ -280,53 +293,83 @@ def test_validation_fraction_checked_before_reading():
         data.load_splits("no/such/folder", validation_fraction=2.0)
 
 
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        ({"train_split": ""}, "Expected train_split, a non-empty string"),
+        ({"test_split": None}, "Received: test_split=None"),
+        ({"train_split": "all", "test_split": "all"}, "train_split != test_split"),
+    ],
+)
+def test_bad_split_names(folder, names, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        data.load_splits(folder, **names)
+
+
 def test_validation_fraction_leaving_nothing(folder):
     with pytest.raises(ConfigError, match="validation_fraction=0.001 leaves 0 of 100"):
         data.load_splits(folder, validation_fraction=0.001)
 
 
-def test_load_splits_arrays(folder):
+def test_load_splits_sources(folder):
     raw_train = make_images(100, seed=2)
     raw_test = make_images(8, seed=3)
     splits = data.load_splits(folder, validation_fraction=0.2, split_seed=5)
-    train_x, train_y = splits.train
-    val_x, val_y = splits.validation
-    test_x, test_y = splits.test
+    assert (
+        splits.train.num_examples,
+        splits.validation.num_examples,
+        splits.test.num_examples,
+    ) == (80, 20, 8)
+    train_x, train_y, _ = read_batches(splits.train.batches(32))
+    val_x, val_y, _ = read_batches(splits.validation.batches(32))
+    test_x, test_y, _ = read_batches(splits.test.batches(32))
 
     assert train_x.shape == (80, 4, 3, 1) and train_y.shape == (80,)
     assert val_x.shape == (20, 4, 3, 1) and val_y.shape == (20,)
     assert test_x.shape == (8, 4, 3, 1) and test_y.shape == (8,)
     for images in (train_x, val_x, test_x):
         assert images.dtype == np.float32
-        assert images.min() >= 0.0 and images.max() <= 1.0
     for labels in (train_y, val_y, test_y):
         assert labels.dtype == np.int32
     assert splits.num_classes == 5  # Label 4 appears in test only.
     assert splits.input_shape == (4, 3, 1)
     assert splits.source == str(folder)
+    assert splits.class_names is None
+    # Held in memory as the file's uint8, not as a float32 copy.
+    for source in (splits.train, splits.validation, splits.test):
+        assert source.images.dtype == np.uint8
 
-    # Values are the raw bytes / 255 and images stay with their labels.
-    np.testing.assert_allclose(
-        train_x[..., 0], raw_train[ids(train_x)] / 255, atol=1e-7
+    # Values are exactly the raw bytes / 255 and images stay with their labels.
+    np.testing.assert_array_equal(
+        train_x[..., 0], raw_train[ids(train_x)].astype(np.float32) / 255
     )
-    np.testing.assert_allclose(val_x[..., 0], raw_train[ids(val_x)] / 255, atol=1e-7)
+    np.testing.assert_array_equal(
+        val_x[..., 0], raw_train[ids(val_x)].astype(np.float32) / 255
+    )
     np.testing.assert_array_equal(train_y, TRAIN_LABELS[ids(train_x)])
     np.testing.assert_array_equal(val_y, TRAIN_LABELS[ids(val_x)])
+    np.testing.assert_array_equal(splits.train.labels, train_y)
     # Test split untouched, in order.
-    np.testing.assert_allclose(test_x[..., 0], raw_test / 255, atol=1e-7)
+    np.testing.assert_array_equal(test_x[..., 0], raw_test.astype(np.float32) / 255)
     np.testing.assert_array_equal(test_y, TEST_LABELS)
+
+
+def _validation_labels(splits):
+    return read_batches(splits.validation.batches(64))[1]
 
 
 def test_validation_split_is_stratified(folder):
     splits = data.load_splits(folder, validation_fraction=0.2)
     # 20 % of each class of sizes 10, 20, 30, 40.
-    assert np.bincount(splits.validation[1], minlength=4).tolist() == [2, 4, 6, 8]
-    assert np.bincount(splits.train[1], minlength=4).tolist() == [8, 16, 24, 32]
+    assert np.bincount(_validation_labels(splits), minlength=4).tolist() == [2, 4, 6, 8]
+    train_labels = read_batches(splits.train.batches(64))[1]
+    assert np.bincount(train_labels, minlength=4).tolist() == [8, 16, 24, 32]
 
 
 def test_validation_split_disjoint_union_and_order(folder):
     splits = data.load_splits(folder, validation_fraction=0.2, split_seed=3)
-    train_ids, val_ids = ids(splits.train[0]), ids(splits.validation[0])
+    train_ids = ids(read_batches(splits.train.batches(64))[0])
+    val_ids = ids(read_batches(splits.validation.batches(64))[0])
     assert not set(train_ids) & set(val_ids)
     assert sorted([*train_ids, *val_ids]) == list(range(100))
     # The train part keeps the original order.
@@ -336,7 +379,7 @@ def test_validation_split_disjoint_union_and_order(folder):
 def test_validation_split_deterministic_and_seeded(folder):
     def val_ids(seed):
         splits = data.load_splits(folder, validation_fraction=0.2, split_seed=seed)
-        return ids(splits.validation[0])
+        return ids(read_batches(splits.validation.batches(64))[0])
 
     np.testing.assert_array_equal(val_ids(0), val_ids(0))
     np.testing.assert_array_equal(val_ids(7), val_ids(7))
@@ -346,29 +389,18 @@ def test_validation_split_deterministic_and_seeded(folder):
 def test_no_validation(folder):
     splits = data.load_splits(folder, validation_fraction=0)
     assert splits.validation is None
-    np.testing.assert_array_equal(ids(splits.train[0]), np.arange(100))
-    np.testing.assert_array_equal(splits.train[1], TRAIN_LABELS)
+    images, labels, _ = read_batches(splits.train.batches(64))
+    np.testing.assert_array_equal(ids(images), np.arange(100))
+    np.testing.assert_array_equal(labels, TRAIN_LABELS)
 
 
 def test_test_split_independent_of_validation(folder):
     a = data.load_splits(folder, validation_fraction=0.2, split_seed=0)
     b = data.load_splits(folder, validation_fraction=0.5, split_seed=9)
-    np.testing.assert_array_equal(a.test[0], b.test[0])
-    np.testing.assert_array_equal(a.test[1], b.test[1])
-
-
-def test_flatten(folder):
-    plain = data.load_splits(folder, validation_fraction=0.2)
-    flat = data.load_splits(folder, validation_fraction=0.2, flatten=True)
-    assert flat.input_shape == (12,)
-    for (x, y), (fx, fy) in [
-        (plain.train, flat.train),
-        (plain.validation, flat.validation),
-        (plain.test, flat.test),
-    ]:
-        assert fx.shape == (len(x), 12)
-        np.testing.assert_array_equal(fx, x.reshape(len(x), -1))
-        np.testing.assert_array_equal(fy, y)
+    for x, y in zip(
+        read_batches(a.test.batches(4)), read_batches(b.test.batches(4)), strict=True
+    ):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_raw_idx_folder_and_str_spec(tmp_path):
@@ -378,8 +410,24 @@ def test_raw_idx_folder_and_str_spec(tmp_path):
         tmp_path / "raw", (images, labels), (images, labels), gz=False
     )
     splits = data.load_splits(str(folder), validation_fraction=0.2)
-    assert len(splits.train[0]) == 8 and len(splits.validation[0]) == 2
+    assert splits.train.num_examples == 8 and splits.validation.num_examples == 2
     assert splits.num_classes == 2
+
+
+@pytest.mark.parametrize(
+    ("images", "found"),
+    [
+        (np.linspace(0, 255, 24, dtype=np.float32), "floats in [0.0, 255.0]"),
+        (np.zeros(24, dtype=np.int16), "dtype int16"),
+    ],
+)
+def test_idx_images_neither_uint8_nor_unit_floats(tmp_path, images, found):
+    images = images.reshape(2, 4, 3)
+    labels = np.zeros(2, dtype=np.uint8)
+    folder = write_folder(tmp_path / "f", (images, labels), (images, labels))
+    message = f"data '{folder}': expected uint8 images or floats in [0, 1], found "
+    with pytest.raises(DataError, match=f"^{re.escape(message + found)}$"):
+        data.load_splits(folder)
 
 
 def test_data_splits_is_frozen(folder):
@@ -396,154 +444,16 @@ def test_default_data_dir_location():
 def test_embedded_fashion_mnist():
     splits = data.load_splits()
     assert splits.source == str(data.DEFAULT_DATA_DIR)
-    assert len(splits.train[0]) == 54000
-    assert len(splits.validation[0]) == 6000
-    assert len(splits.test[0]) == 10000
+    assert splits.train.num_examples == 54000
+    assert splits.validation.num_examples == 6000
+    assert splits.test.num_examples == 10000
     assert splits.num_classes == 10
     assert splits.input_shape == (28, 28, 1)
-    assert splits.train[0].dtype == np.float32 and splits.train[1].dtype == np.int32
-    assert 0.0 <= splits.test[0].min() and splits.test[0].max() <= 1.0
+    images, labels = next(splits.test.batches(10000).as_numpy_iterator())
+    assert images.dtype == np.float32 and labels.dtype == np.int32
+    assert 0.0 <= images.min() and images.max() == 1.0
     # Fashion-MNIST has 6000 training images per class: 600 go to validation.
-    assert np.bincount(splits.validation[1]).tolist() == [600] * 10
-
-
-# ------------------------------------------------------------------- make_dataset
-
-
-def labels_in_order(dataset) -> list[int]:
-    return [int(v) for _, y in dataset.as_numpy_iterator() for v in y]
-
-
-def small_arrays(n: int = 100):
-    images = np.arange(n * 2, dtype=np.float32).reshape(n, 2)
-    labels = np.arange(n, dtype=np.int32)
-    return images, labels
-
-
-def test_make_dataset_no_shuffle_keeps_order():
-    images, labels = small_arrays()
-    dataset = data.make_dataset(images, labels, batch_size=16)
-    assert labels_in_order(dataset) == list(range(100))
-    for x, y in dataset.as_numpy_iterator():
-        np.testing.assert_array_equal(x, images[y])
-
-
-def test_make_dataset_shuffle_seeded():
-    images, labels = small_arrays()
-
-    def order(seed):
-        dataset = data.make_dataset(
-            images, labels, batch_size=16, shuffle=True, seed=seed
-        )
-        return labels_in_order(dataset)
-
-    first = order(3)
-    assert sorted(first) == list(range(100))
-    assert first != list(range(100))
-    assert order(3) == first
-    assert order(4) != first
-
-
-def test_make_dataset_same_order_each_iteration():
-    images, labels = small_arrays()
-    dataset = data.make_dataset(images, labels, batch_size=16, shuffle=True, seed=1)
-    assert labels_in_order(dataset) == labels_in_order(dataset)
-
-
-def test_make_dataset_shuffle_keeps_pairs():
-    images, labels = small_arrays()
-    dataset = data.make_dataset(images, labels, batch_size=7, shuffle=True, seed=0)
-    for x, y in dataset.as_numpy_iterator():
-        np.testing.assert_array_equal(x, images[y])
-
-
-@pytest.mark.parametrize(
-    ("drop_remainder", "sizes"), [(False, [32, 32, 32, 4]), (True, [32, 32, 32])]
-)
-def test_make_dataset_batch_sizes(drop_remainder, sizes):
-    images, labels = small_arrays()
-    dataset = data.make_dataset(
-        images,
-        labels,
-        batch_size=32,
-        shuffle=True,
-        seed=0,
-        drop_remainder=drop_remainder,
-    )
-    assert [len(y) for _, y in dataset.as_numpy_iterator()] == sizes
-
-
-def test_make_dataset_options_deterministic():
-    images, labels = small_arrays(10)
-    dataset = data.make_dataset(images, labels, batch_size=4)
-    assert dataset.options().deterministic is True
-
-
-@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
-def test_make_dataset_bad_batch_size(batch_size):
-    images, labels = small_arrays(10)
-    with pytest.raises(ConfigError, match="batch_size"):
-        data.make_dataset(images, labels, batch_size=batch_size)
-
-
-def test_make_dataset_length_mismatch():
-    images, labels = small_arrays(10)
-    with pytest.raises(ConfigError, match="10 images but 9 labels"):
-        data.make_dataset(images, labels[:9], batch_size=4)
-
-
-# -------------------------------------------------------------------------- TFDS
-
-
-def test_tfds_mocked(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    with tfds.testing.mock_data(num_examples=40):
-        splits = data.load_splits(
-            "tfds:mnist", validation_fraction=0.25, tfds_data_dir=tmp_path
-        )
-    assert splits.source == "tfds:mnist"
-    assert splits.train[0].shape == (30, 28, 28, 1)
-    assert splits.validation[0].shape == (10, 28, 28, 1)
-    assert splits.test[0].shape == (40, 28, 28, 1)
-    assert splits.input_shape == (28, 28, 1)
-    for x, y in (splits.train, splits.validation, splits.test):
-        assert x.dtype == np.float32 and y.dtype == np.int32
-        assert x.min() >= 0.0 and x.max() <= 1.0
-        assert len(x) == len(y)
-    assert splits.train[0].max() > 0.5  # Scaled from uint8, not all zeros.
-    all_labels = np.concatenate([splits.train[1], splits.validation[1], splits.test[1]])
-    assert splits.num_classes == all_labels.max() + 1 <= 10
-
-
-def test_tfds_mocked_flatten(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    with tfds.testing.mock_data(num_examples=5):
-        splits = data.load_splits(
-            "tfds:mnist", validation_fraction=0, flatten=True, tfds_data_dir=tmp_path
-        )
-    assert splits.validation is None
-    assert splits.train[0].shape == (5, 784) and splits.input_shape == (784,)
-
-
-def test_load_tfds_raw(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    with tfds.testing.mock_data(num_examples=6):
-        (train_x, train_y), (test_x, test_y) = data.load_tfds("mnist", tmp_path)
-    assert train_x.shape == (6, 28, 28, 1) and train_x.dtype == np.uint8
-    assert test_x.shape == (6, 28, 28, 1) and test_y.shape == (6,)
-
-
-def test_tfds_unknown_name(tmp_path):
-    pytest.importorskip("tensorflow_datasets")
-    name = "no_such_dataset_for_keras_rank"
-    with pytest.raises(DataError, match=f"tfds:{name}.*not found") as info:
-        data.load_splits(f"tfds:{name}", tfds_data_dir=tmp_path)
-    assert "\n" not in str(info.value)
-
-
-def test_tfds_empty_name():
-    with pytest.raises(DataError, match="missing dataset name"):
-        data.load_splits("tfds:")
+    assert np.bincount(splits.validation.labels).tolist() == [600] * 10
 
 
 def test_stratified_indices_direct():

@@ -1,14 +1,11 @@
 """RaRe + DLRA on the engine: fusion, rebuild, resume, compact export."""
 
 import functools
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
-from conftest import REPO
+from trainer_runs import run as run_trainer
 
 from keras_rank.dlra import DLRA, DLRAConfig, axis_vectors, fusion, rare
 from keras_rank.dlra.run import train_dlra
@@ -246,14 +243,7 @@ def test_baseline_ablation_trains_the_plain_zoo_model(tiny_idx, tmp_path):
     ],
 )
 def test_dlra_trainer_bad_flags_exit_with_one_line(flag, expected, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "trainers.dlra", f"--workdir={tmp_path}", flag],
-        cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_trainer("dlra", f"--workdir={tmp_path}", flag, timeout=120)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "rror" in line]
     assert len(errors) == 1 and expected in errors[0], result.stderr

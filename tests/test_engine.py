@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_rank import data as data_lib
 from keras_rank import surgery
 from keras_rank.errors import ConfigError
 from keras_rank.training import Callback, ModelRebuild, Trainer, TrainingDivergedError
+from keras_rank.training.engine import epoch_seed
 from keras_rank.training.strategy import make_strategy
 
 
@@ -52,9 +54,9 @@ class L2Term:
 def test_fit_learns_separable_data():
     images, labels = _data()
     trainer = _trainer()
-    before = trainer.evaluate(images, labels)
+    before = trainer.evaluate((images, labels))
     history = trainer.fit(
-        images, labels, epochs=5, batch_size=32, validation_data=(images, labels)
+        (images, labels), epochs=5, batch_size=32, validation_data=(images, labels)
     )
     assert len(history) == 5
     assert history[-1]["loss"] < history[0]["loss"]
@@ -68,7 +70,7 @@ def test_loss_term_enters_gradient_and_logs():
     reference.set_weights(model.get_weights())
     optimizer = keras.optimizers.SGD(0.1)
     trainer = Trainer(model, optimizer, loss_terms=[L2Term(0.5)], verbose=0)
-    history = trainer.fit(images, labels, epochs=1, batch_size=32)
+    history = trainer.fit((images, labels), epochs=1, batch_size=32)
 
     with tf.GradientTape() as tape:
         logits = reference(images, training=True)
@@ -145,7 +147,7 @@ def test_rebuild_keeps_outputs_and_slots_of_kept_units():
     images, labels = _data()
     callback = DropDeadUnitAtEpoch(epoch=0)
     trainer = _trainer(callbacks=[callback])
-    trainer.fit(images, labels, epochs=1, batch_size=32)
+    trainer.fit((images, labels), epochs=1, batch_size=32)
 
     assert trainer.model.get_layer("hidden").units == 5
     np.testing.assert_allclose(
@@ -175,7 +177,7 @@ def test_rebuild_keeps_outputs_and_slots_of_kept_units():
 def test_training_continues_after_rebuild_mid_run():
     images, labels = _data()
     trainer = _trainer(callbacks=[DropDeadUnitAtEpoch(epoch=1)])
-    history = trainer.fit(images, labels, epochs=4, batch_size=32)
+    history = trainer.fit((images, labels), epochs=4, batch_size=32)
     assert trainer.model.get_layer("hidden").units == 5
     assert history[-1]["loss"] < history[0]["loss"]
 
@@ -193,7 +195,7 @@ def test_checkpoint_resume_after_shape_change(tmp_path):
     trainer = _trainer(
         callbacks=[DropDeadUnitAtEpoch(epoch=0)], checkpoint_dir=tmp_path
     )
-    trainer.fit(images, labels, epochs=2, batch_size=32, seed=3)
+    trainer.fit((images, labels), epochs=2, batch_size=32, seed=3)
 
     resumed = _trainer(model=_mlp(seed=9), checkpoint_dir=tmp_path)
     assert resumed.restore()
@@ -206,20 +208,20 @@ def test_checkpoint_resume_after_shape_change(tmp_path):
     ):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert resumed.history == trainer.history
-    resumed.fit(images, labels, epochs=3, batch_size=32, seed=3)
+    resumed.fit((images, labels), epochs=3, batch_size=32, seed=3)
     assert resumed.epochs_done == 3
 
 
 def test_interrupted_fit_resumes_to_identical_weights(tmp_path):
     images, labels = _data()
     straight = _trainer(model=_mlp(seed=4))
-    straight.fit(images, labels, epochs=3, batch_size=32, seed=5)
+    straight.fit((images, labels), epochs=3, batch_size=32, seed=5)
 
     first = _trainer(model=_mlp(seed=4), checkpoint_dir=tmp_path)
-    first.fit(images, labels, epochs=1, batch_size=32, seed=5)
+    first.fit((images, labels), epochs=1, batch_size=32, seed=5)
     second = _trainer(model=_mlp(seed=123), checkpoint_dir=tmp_path)
     assert second.restore()
-    second.fit(images, labels, epochs=3, batch_size=32, seed=5)
+    second.fit((images, labels), epochs=3, batch_size=32, seed=5)
     for a, b in zip(straight.model.variables, second.model.variables, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
@@ -234,14 +236,14 @@ class NanTerm:
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     images, labels = _data()
     trainer = _trainer(checkpoint_dir=tmp_path)
-    trainer.fit(images, labels, epochs=1, batch_size=32)
+    trainer.fit((images, labels), epochs=1, batch_size=32)
     good = trainer.checkpoints.latest()
     broken = _trainer(loss_terms=[NanTerm()], checkpoint_dir=tmp_path)
     assert broken.restore()
     with pytest.raises(
         TrainingDivergedError, match="broken_term became nan at epoch 2.*epoch-000001"
     ):
-        broken.fit(images, labels, epochs=2, batch_size=32)
+        broken.fit((images, labels), epochs=2, batch_size=32)
     assert broken.checkpoints.latest() == good
 
 
@@ -249,13 +251,13 @@ def test_batch_size_errors_name_the_argument():
     images, labels = _data(n=16)
     trainer = _trainer()
     with pytest.raises(ConfigError, match="batch_size=32 is larger than the 16"):
-        trainer.fit(images, labels, epochs=1, batch_size=32)
+        trainer.fit((images, labels), epochs=1, batch_size=32)
 
 
 def test_mirrored_two_cpus_matches_single_device():
     images, labels = _data()
     single = _trainer(model=_mlp(seed=2))
-    single.fit(images, labels, epochs=2, batch_size=32)
+    single.fit((images, labels), epochs=2, batch_size=32)
 
     strategy = make_strategy("mirrored")
     assert strategy.num_replicas_in_sync == 2
@@ -263,7 +265,7 @@ def test_mirrored_two_cpus_matches_single_device():
         model = _mlp(seed=2)
     mirrored = _trainer(model=model, strategy=strategy)
     history = mirrored.fit(
-        images, labels, epochs=2, batch_size=32, validation_data=(images, labels)
+        (images, labels), epochs=2, batch_size=32, validation_data=(images, labels)
     )
     for a, b in zip(
         single.model.trainable_variables,
@@ -272,10 +274,10 @@ def test_mirrored_two_cpus_matches_single_device():
     ):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
     assert history[-1]["val_accuracy"] == pytest.approx(
-        single.evaluate(images, labels)["accuracy"]
+        single.evaluate((images, labels))["accuracy"]
     )
     with pytest.raises(ConfigError, match="multiple of the 2 replicas"):
-        mirrored.fit(images, labels, epochs=3, batch_size=33)
+        mirrored.fit((images, labels), epochs=3, batch_size=33)
 
 
 def test_gradient_noise_has_annealed_variance_and_is_reproducible():
@@ -304,6 +306,74 @@ def test_gradient_transform_runs_inside_the_step():
     trainer = Trainer(
         model, keras.optimizers.SGD(0.1), gradient_transforms=[zero_grads], verbose=0
     )
-    trainer.fit(images, labels, epochs=1, batch_size=32)
+    trainer.fit((images, labels), epochs=1, batch_size=32)
     for a, b in zip(before, model.trainable_variables, strict=True):
         np.testing.assert_array_equal(a, b.numpy())
+
+
+class RecordingSource(data_lib.ArraySource):
+    """An ArraySource that records the arguments of every `batches` call."""
+
+    def __init__(self, images, labels):
+        super().__init__(images, labels)
+        self.calls = []
+
+    def batches(self, batch_size, *, shuffle_seed=None, drop_remainder=False):
+        self.calls.append((batch_size, shuffle_seed, drop_remainder))
+        return super().batches(
+            batch_size, shuffle_seed=shuffle_seed, drop_remainder=drop_remainder
+        )
+
+
+def test_epoch_k_reads_the_batches_of_its_seed():
+    source = RecordingSource(*_data(n=70))
+    validation = RecordingSource(*_data(n=10, seed=1))
+    trainer = _trainer()
+    trainer.fit(source, epochs=3, batch_size=32, seed=7, validation_data=validation)
+    assert source.calls == [(32, epoch_seed(7, k), True) for k in range(3)]
+    assert validation.calls == [(32, None, False)] * 3
+    assert trainer.global_step == 3 * 2  # 70 // 32 full batches per epoch.
+
+
+def test_fit_streams_a_dataset_of_unknown_size(capsys):
+    images, labels = _data(n=100)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).filter(
+        lambda x, y: y >= 0
+    )
+    assert int(dataset.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    trainer = _trainer(model=_mlp(seed=1))
+    trainer.verbose = 1
+    history = trainer.fit(dataset, epochs=3, batch_size=32, validation_data=dataset)
+    assert trainer.global_step == 3 * 3  # Counted while reading: 100 // 32.
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["val_accuracy"] == trainer.evaluate((images, labels))["accuracy"]
+    assert "3/Unknown" in capsys.readouterr().out  # A bar without a target.
+
+
+def test_fit_without_a_full_batch_of_unknown_size_raises():
+    images, labels = _data(n=20)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).filter(
+        lambda x, y: y >= 0
+    )
+    with pytest.raises(ConfigError, match="batch_size=32 is larger than the training"):
+        _trainer().fit(dataset, epochs=1, batch_size=32)
+
+
+def test_evaluate_counts_every_example_of_any_kind():
+    images, labels = _data(n=50)
+    trainer = _trainer()
+    from_arrays = trainer.evaluate((images, labels), batch_size=16)
+    from_dataset = trainer.evaluate(
+        tf.data.Dataset.from_tensor_slices((images, labels)), batch_size=16
+    )
+    assert from_dataset == from_arrays
+    logits = trainer.model(images).numpy()
+    assert from_arrays["accuracy"] == pytest.approx(
+        np.mean(logits.argmax(-1) == labels)
+    )
+
+
+def test_fit_rejects_what_is_not_data():
+    images, labels = _data(n=16)
+    with pytest.raises(ConfigError, match="Received: data of type ndarray"):
+        _trainer().fit(images, epochs=1, batch_size=8)

@@ -132,9 +132,9 @@ def test_sgd_momentum_and_schedule_carry_across_a_rebuild():
     uninterrupted = _trainer(_model())
     rebuilt = _trainer(_model())
     rebuilt.model.set_weights(uninterrupted.model.get_weights())
-    uninterrupted.fit(images, labels, epochs=2, batch_size=16)
+    uninterrupted.fit((images, labels), epochs=2, batch_size=16)
 
-    rebuilt.fit(images, labels, epochs=1, batch_size=16)
+    rebuilt.fit((images, labels), epochs=1, batch_size=16)
     old_slots = surgery.optimizer_slots(
         rebuilt.optimizer, rebuilt.model.trainable_variables
     )
@@ -158,7 +158,7 @@ def test_sgd_momentum_and_schedule_carry_across_a_rebuild():
         _closed_form("cosine", STEPS_PER_EPOCH)
     )
 
-    rebuilt.fit(images, labels, epochs=2, batch_size=16)
+    rebuilt.fit((images, labels), epochs=2, batch_size=16)
     for got, want in zip(
         rebuilt.model.get_weights(), uninterrupted.model.get_weights(), strict=True
     ):

@@ -9,7 +9,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from conftest import REPO
+from trainer_runs import REPO
 
 from keras_rank.dlra import fusion
 from keras_rank.factorize import factorize_model, factorized_layers

@@ -2,37 +2,18 @@
 
 import gzip
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
-import keras
-import numpy as np
 import pytest
-from conftest import REPO
 from synthetic import make_idx_folder
+from trainer_runs import assert_same_weights, final_weights, kill_after_checkpoint
+from trainer_runs import run as run_trainer
 
 from keras_rank.errors import ConfigError
 from keras_rank.training import TrainConfig, train_and_evaluate
 
-_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
-
-def _command(*flags):
-    return [sys.executable, "-m", "trainers.baseline", *flags]
-
-
-def _run(*flags, timeout=300):
-    return subprocess.run(
-        _command(*flags),
-        cwd=REPO,
-        env=_ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def _run(*flags):
+    return run_trainer("baseline", *flags)
 
 
 def test_train_and_evaluate_learns_and_writes_results(tiny_idx, tmp_path):
@@ -137,11 +118,8 @@ def test_bad_idx_file_is_named(tmp_path):
     assert str(path) in last and "truncated" in last
 
 
-def _final_weights(workdir):
-    return keras.saving.load_model(workdir / "model.keras").get_weights()
-
-
 def test_sigkill_then_rerun_finishes_with_uninterrupted_weights(tmp_path):
+    # Streamed image folders: tests/test_your_model_your_data.py.
     data = make_idx_folder(tmp_path / "data", train=2000, test=100)
     flags = [
         f"--data={data}",
@@ -155,27 +133,10 @@ def test_sigkill_then_rerun_finishes_with_uninterrupted_weights(tmp_path):
     assert straight.returncode == 0, straight.stderr
 
     workdir = tmp_path / "killed"
-    process = subprocess.Popen(
-        _command(f"--workdir={workdir}", *flags),
-        cwd=REPO,
-        env=_ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 240
-    while not (workdir / "checkpoints" / "epoch-000002").exists():
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL
-    assert not (workdir / "results.json").exists()
-
+    kill_after_checkpoint("baseline", workdir, 2, *flags)
     resumed = _run(f"--workdir={workdir}", *flags[:-1], "--verbose=2")
     assert resumed.returncode == 0, resumed.stderr
     assert "Resuming from" in resumed.stdout
     history = json.loads((workdir / "results.json").read_text())["history"]
     assert [h["epoch"] for h in history] == list(range(1, 9))
-    for a, b in zip(
-        _final_weights(tmp_path / "straight"), _final_weights(workdir), strict=True
-    ):
-        np.testing.assert_array_equal(a, b)
+    assert_same_weights(final_weights(tmp_path / "straight"), final_weights(workdir))

@@ -127,3 +127,17 @@ def test_train_config_takes_model_or_model_path():
         TrainConfig(model="mlp", model_path="m.keras")
     with pytest.raises(ConfigError, match="Unknown model name 'foo'"):
         TrainConfig(model="foo")
+
+
+def test_functional_copy_of_a_sequential_keeps_outputs_and_single_output():
+    keras.utils.set_random_seed(3)
+    sequential = keras.Sequential(
+        [keras.Input((5,)), keras.layers.Dense(4, activation="softmax", name="out")],
+        name="seq",
+    )
+    copy = user_models.as_functional_copy(sequential)
+    assert [v.path for v in copy.weights] == ["out/kernel", "out/bias"]
+    assert not isinstance(copy.output, list)
+    inputs = np.random.default_rng(0).random((3, 5), dtype=np.float32)
+    np.testing.assert_allclose(copy(inputs), sequential(inputs), atol=1e-7)
+    assert copy.get_layer("out") is not sequential.get_layer("out")

@@ -28,7 +28,16 @@ def define_train_flags() -> None:
     flags.DEFINE_string(
         "data",
         str(data_lib.DEFAULT_DATA_DIR),
-        "A folder of the four IDX files, or tfds:NAME (needs network).",
+        "A folder of the four IDX files, a folder with train/ and test/ sub-folders "
+        "of class folders of images, or tfds:NAME.",
+    )
+    flags.DEFINE_string(
+        "train_split",
+        "train",
+        "The split to train on: a tfds split name, or an image folder's sub-folder.",
+    )
+    flags.DEFINE_string(
+        "test_split", "test", "The split to test on, named the same way."
     )
     flags.DEFINE_integer("epochs", 5, "Number of training epochs.", lower_bound=1)
     flags.DEFINE_integer("batch_size", 128, "Global batch size.", lower_bound=1)
@@ -87,6 +96,8 @@ def train_config_from_flags() -> TrainConfig:
         model=f.model,
         model_path=f.model_path,
         data=f.data,
+        train_split=f.train_split,
+        test_split=f.test_split,
         epochs=f.epochs,
         batch_size=f.batch_size,
         learning_rate=f.learning_rate,

@@ -41,7 +41,8 @@ class TrainConfig:
             "mlp" when neither it nor `model_path` is given.
         model_path: A `.keras` file of the user's own Functional or Sequential
             model, instead of `model`; training starts from its weights.
-        data: A folder of the four IDX files, or `tfds:NAME`.
+        data: A folder of the four IDX files, a folder with train/ and test/
+            sub-folders of class folders, or `tfds:NAME`.
         epochs: Number of passes over the training split.
         batch_size: Global batch size (summed over replicas).
         learning_rate: Initial learning rate, > 0.
@@ -62,6 +63,10 @@ class TrainConfig:
             validation (stratified, fixed by `split_seed`), in [0, 1).
         split_seed: Seed of the validation split; kept apart from `seed` so
             that runs with different seeds are validated on the same examples.
+        train_split: The training split: a TFDS split name, or the sub-folder
+            of an image folder.
+        test_split: The test split, named the same way (not every TFDS
+            dataset has a `test` split).
         strategy: One of `STRATEGIES`.
         cpu_devices: With `strategy="mirrored"` and no GPU, split the CPU into
             this many logical devices (0 leaves the device list alone).
@@ -88,6 +93,8 @@ class TrainConfig:
     seed: int = 0
     validation_fraction: float = 0.1
     split_seed: int = 0
+    train_split: str = "train"
+    test_split: str = "test"
     strategy: str = "default"
     cpu_devices: int = 0
     deterministic: bool = True

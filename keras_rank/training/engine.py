@@ -246,26 +246,29 @@ class Trainer:
     # -------------------------------------------------------------- training
     def fit(
         self,
-        images: np.ndarray,
-        labels: np.ndarray,
+        train: data_lib.ExampleSource | tuple | tf.data.Dataset,
         *,
         epochs: int,
         batch_size: int,
         seed: int = 0,
-        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        validation_data: data_lib.ExampleSource | tuple | tf.data.Dataset | None = None,
     ) -> list[dict[str, float]]:
         """Trains until `epochs` epochs are done in total (resumed ones count).
 
-        The order of epoch k is fixed by (seed, k); the last incomplete batch
-        of each epoch is dropped so the step keeps one static shape.
+        The order of epoch k is fixed by (seed, k): its batches are
+        `source.batches(batch_size, shuffle_seed=epoch_seed(seed, k),
+        drop_remainder=True)`, the last incomplete batch being dropped so the
+        step keeps one static shape.
 
         Args:
-            images: Training inputs.
-            labels: Integer class labels.
+            train: The training examples: an `ExampleSource`, an
+                `(images, labels)` tuple of arrays, or a `tf.data.Dataset` of
+                unbatched (image, label) pairs (see `data.as_source`).
             epochs: Total number of epochs.
             batch_size: Global batch size, a multiple of the replica count.
             seed: Seed of the data order.
-            validation_data: Optional (images, labels) evaluated every epoch.
+            validation_data: Optional examples, of the same kinds as `train`,
+                evaluated every epoch.
 
         Returns:
             The history: one dict of metrics per epoch.
@@ -274,70 +277,74 @@ class Trainer:
             ConfigError: Batch size does not fit the data or the replicas.
             TrainingDivergedError: The loss became NaN or infinite.
         """
+        source = data_lib.as_source(train)
+        validation = None
+        if validation_data is not None:
+            validation = data_lib.as_source(validation_data)
         replicas = self.strategy.num_replicas_in_sync
         if batch_size % replicas:
             raise ConfigError(
                 f"batch_size={batch_size} must be a multiple of the "
                 f"{replicas} replicas of the strategy."
             )
-        steps = len(images) // batch_size
-        if steps == 0:
-            raise ConfigError(
-                f"batch_size={batch_size} is larger than the {len(images)} "
-                "training examples."
-            )
+        steps = None
+        if source.num_examples is not None:
+            steps = source.num_examples // batch_size
+            if steps == 0:
+                raise ConfigError(
+                    f"batch_size={batch_size} is larger than the "
+                    f"{source.num_examples} training examples."
+                )
         self._check_replicas_agree_on_progress()
         for callback in self.callbacks:
             callback.on_train_begin(self)
         for epoch in range(self.epochs_done, epochs):
-            self._run_epoch(
-                epoch, epochs, images, labels, batch_size, steps, seed, validation_data
-            )
+            self._run_epoch(epoch, epochs, source, batch_size, steps, seed, validation)
         for callback in self.callbacks:
             callback.on_train_end(self)
         return self.history
 
     def _run_epoch(
-        self, epoch, epochs, images, labels, batch_size, steps, seed, validation_data
+        self, epoch, epochs, source, batch_size, steps, seed, validation
     ) -> None:
         start = time.perf_counter()
         for callback in self.callbacks:
             callback.on_epoch_begin(self, epoch)
-        dataset = data_lib.make_dataset(
-            images,
-            labels,
-            batch_size=batch_size,
-            shuffle=True,
-            seed=epoch_seed(seed, epoch),
-            drop_remainder=True,
+        dataset = source.batches(
+            batch_size, shuffle_seed=epoch_seed(seed, epoch), drop_remainder=True
         )
         if self.verbose:
             print(f"Epoch {epoch + 1}/{epochs}")
         progbar = keras.utils.Progbar(steps, verbose=self.verbose)
         totals = np.zeros(3)
         term_totals: dict[str, float] = {}
-        for step, batch in enumerate(
-            distribute_batches(self.strategy, dataset)
-        ):
+        steps_done = 0
+        for batch in distribute_batches(self.strategy, dataset):
             sums, values = self._train_step(batch)
             totals += sums.numpy()
             for key, value in values.items():
                 term_totals[key] = term_totals.get(key, 0.0) + float(value)
             self.global_step += 1
-            logs = self._logs(totals, term_totals, step + 1)
+            steps_done += 1
+            logs = self._logs(totals, term_totals, steps_done)
             bad = [k for k, v in logs.items() if not math.isfinite(v)]
             if bad:
                 raise TrainingDivergedError(
                     f"{bad[0]} became {logs[bad[0]]} at epoch {epoch + 1}, step "
-                    f"{step + 1}. Training stopped; the last good checkpoint is "
+                    f"{steps_done}. Training stopped; the last good checkpoint is "
                     f"{self.checkpoints.latest() if self.checkpoints else None}."
                 )
-            progbar.update(step + 1, list(logs.items()), finalize=False)
+            progbar.update(steps_done, list(logs.items()), finalize=False)
             for callback in self.callbacks:
                 self._maybe_rebuild(callback.on_step_end(self, self.global_step, logs))
-        logs = self._logs(totals, term_totals, steps)
-        if validation_data is not None:
-            val = self.evaluate(*validation_data, batch_size=batch_size)
+        if steps_done == 0:
+            raise ConfigError(
+                f"batch_size={batch_size} is larger than the training examples: "
+                "the epoch had no full batch."
+            )
+        logs = self._logs(totals, term_totals, steps_done)
+        if validation is not None:
+            val = self.evaluate(validation, batch_size=batch_size)
             logs.update({f"val_{k}": v for k, v in val.items()})
         for callback in self.callbacks:
             self._maybe_rebuild(callback.on_epoch_end(self, epoch, logs))
@@ -352,7 +359,7 @@ class Trainer:
             for k, v in logs.items()
             if k not in ("epoch", "epoch_time_s") and "/" not in k
         ]
-        progbar.update(steps, shown, finalize=True)
+        progbar.update(steps_done, shown, finalize=True)
         self.history.append(logs)
         self.epochs_done = epoch + 1
         self._write_summaries(logs)
@@ -371,10 +378,19 @@ class Trainer:
             self.replace_model(rebuild)
 
     def evaluate(
-        self, images: np.ndarray, labels: np.ndarray, *, batch_size: int = 256
+        self,
+        data: data_lib.ExampleSource | tuple | tf.data.Dataset,
+        *,
+        batch_size: int = 256,
     ) -> dict[str, float]:
-        """Returns the mean loss and the accuracy of the model on a dataset."""
-        dataset = data_lib.make_dataset(images, labels, batch_size=batch_size)
+        """Returns the mean loss and the accuracy of the model on a dataset.
+
+        Args:
+            data: The examples, of any kind `fit` accepts; every one counts
+                (the last batch may be partial).
+            batch_size: Global batch size.
+        """
+        dataset = data_lib.as_source(data).batches(batch_size)
         totals = np.zeros(3)
         for batch in distribute_batches(self.strategy, dataset):
             totals += self._eval_step(batch).numpy()

@@ -157,15 +157,15 @@ def train_and_evaluate(
         The dict written to `workdir/results.json`.
     """
     strategy = make_strategy(config.strategy, config.cpu_devices)
-    path = prepare_workdir(
-        workdir, config, method_config, write=is_chief(strategy)
-    )
+    path = prepare_workdir(workdir, config, method_config, write=is_chief(strategy))
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     splits = data_lib.load_splits(
         config.data,
         validation_fraction=config.validation_fraction,
         split_seed=config.split_seed,
+        train_split=config.train_split,
+        test_split=config.test_split,
     )
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
@@ -176,7 +176,9 @@ def train_and_evaluate(
             model = prepare_model(model)
         optimizer = optimizers.make_optimizer(
             **config.optimizer_settings(),
-            steps_per_epoch=max(len(splits.train[1]) // config.batch_size, 1),
+            steps_per_epoch=max(
+                (splits.train.num_examples or 0) // config.batch_size, 1
+            ),
             epochs=config.epochs,
         )
     trainer = Trainer(
@@ -198,14 +200,14 @@ def train_and_evaluate(
             f"({trainer.epochs_done}/{config.epochs} epochs done)."
         )
     trainer.fit(
-        *splits.train,
+        splits.train,
         epochs=config.epochs,
         batch_size=config.batch_size,
         seed=config.seed,
         validation_data=splits.validation,
     )
     start = time.perf_counter()
-    test = trainer.evaluate(*splits.test, batch_size=max(config.batch_size, 256))
+    test = trainer.evaluate(splits.test, batch_size=max(config.batch_size, 256))
     cost = costs.model_cost(trainer.model)
     val_accuracies = [h["val_accuracy"] for h in trainer.history if "val_accuracy" in h]
     results = {
@@ -222,11 +224,11 @@ def train_and_evaluate(
         "history": trainer.history,
         "data": {
             "source": splits.source,
-            "train_examples": len(splits.train[1]),
-            "validation_examples": len(splits.validation[1])
+            "train_examples": splits.train.num_examples,
+            "validation_examples": splits.validation.num_examples
             if splits.validation
             else 0,
-            "test_examples": len(splits.test[1]),
+            "test_examples": splits.test.num_examples,
         },
         "config": config.to_dict(),
         "model_source": model_source,
