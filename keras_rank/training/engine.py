@@ -176,7 +176,8 @@ class Trainer:
                 task.per_example_loss(labels, outputs), task.correct(labels, outputs)
             )
 
-        @tf.function(autograph=False)
+        # A final partial batch has its own shape: one relaxed trace serves all.
+        @tf.function(autograph=False, reduce_retracing=True)
         def eval_step(batch):
             sums = strategy.run(replica_step, args=batch)
             return strategy.reduce("SUM", sums, axis=None)
