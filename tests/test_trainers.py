@@ -142,14 +142,14 @@ def _final_weights(workdir):
 
 
 @pytest.mark.parametrize(
-    ("make_data", "killed_after"),
-    [(make_idx_folder, 2), (make_image_folder, 1)],
+    ("make_data", "train", "killed_after"),
+    [(make_idx_folder, 2000, 2), (make_image_folder, 800, 1)],
     ids=["idx", "image_folder"],
 )
 def test_sigkill_then_rerun_finishes_with_uninterrupted_weights(
-    tmp_path, make_data, killed_after
+    tmp_path, make_data, train, killed_after
 ):
-    data = make_data(tmp_path / "data", train=2000, test=100)
+    data = make_data(tmp_path / "data", train=train, test=100)
     flags = [
         f"--data={data}",
         "--model=mlp",
