@@ -188,7 +188,7 @@ class _StopAfter(Callback):
 
 
 def rss_child(args) -> None:
-    """Trains `args.rss_steps` steps on one path, prints the peak RSS in MiB."""
+    """Trains `args.rss_steps` steps on one path; prints peak and final RSS, MiB."""
     if args.rss_child == "tfrecord":
         source = _tfrecord_source(pathlib.Path(args.rss_file), args.rss_examples)
     else:
@@ -208,7 +208,9 @@ def rss_child(args) -> None:
         trainer.fit(source, epochs=args.rss_steps, batch_size=args.batch_size)
     except _Enough:
         pass
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    status = pathlib.Path("/proc/self/status").read_text().split("VmRSS:")[1]
+    print(peak, int(status.split()[0]) / 1024)
 
 
 def peak_rss(args, folder: pathlib.Path) -> None:
@@ -226,7 +228,7 @@ def peak_rss(args, folder: pathlib.Path) -> None:
         f"--rss_steps={args.rss_steps}",
         f"--rss_file={record}",
     ]
-    peaks = {}
+    rss = {}
     for path in ("baseline", "memory", "tfrecord"):
         output = subprocess.run(
             [sys.executable, __file__, f"--rss_child={path}", *common],
@@ -234,22 +236,26 @@ def peak_rss(args, folder: pathlib.Path) -> None:
             capture_output=True,
             text=True,
         ).stdout
-        peaks[path] = float(output.split()[-1])
+        rss[path] = [float(value) for value in output.split()[-2:]]
     data_mib = args.rss_examples * int(np.prod(_SHAPE)) / 2**20
     print(
         f"(b) {args.model}, batch {args.batch_size}, {args.rss_steps} steps, "
-        f"{args.rss_examples} examples ({data_mib:.0f} MiB as uint8); peak RSS"
+        f"{args.rss_examples} examples ({data_mib:.0f} MiB as uint8); peak RSS "
+        "(ru_maxrss) and RSS after the last step, MiB"
     )
+    base_peak, base_end = rss["baseline"]
     for path, label in (
         ("baseline", "tiny in-memory set (baseline)"),
         ("memory", "in memory (ArraySource)"),
         ("tfrecord", "streamed TFRecord (DatasetSource)"),
     ):
+        peak, end = rss[path]
         print(
-            f"    {label:34} {peaks[path]:7.0f} MiB  "
-            f"(+{peaks[path] - peaks['baseline']:.0f} over the baseline)"
+            f"    {label:34} peak {peak:6.0f} (+{peak - base_peak:4.0f})  "
+            f"after {end:6.0f} (+{end - base_end:4.0f} over the baseline)"
         )
-    print(f"    streamed / in memory: {peaks['tfrecord'] / peaks['memory']:.3f}")
+    ratio = rss["tfrecord"][0] / rss["memory"][0]
+    print(f"    peak RSS streamed / in memory: {ratio:.3f}")
 
 
 def main() -> None:

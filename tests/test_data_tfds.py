@@ -93,10 +93,35 @@ class KerasRankAnySize(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             yield index, {"image": image_of(index, (3 + index, 2, 3)), "label": 0}
 
 
+class KerasRankChannelless(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Images stored as (height, width) tensors, without a channel axis."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self,
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Tensor(shape=(4, 3), dtype=np.uint8),
+                    "label": tfds.features.ClassLabel(num_classes=4),
+                }
+            ),
+            supervised_keys=("image", "label"),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(), "test": self._generate_examples()}
+
+    def _generate_examples(self):
+        for index in range(6):
+            yield index, {"image": image_of(index)[..., 0], "label": label_of(index)}
+
+
 @pytest.fixture(scope="module")
 def tfds_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tfds")
-    for builder in (KerasRankTinyImages, KerasRankAnySize):
+    for builder in (KerasRankTinyImages, KerasRankAnySize, KerasRankChannelless):
         builder(data_dir=folder).download_and_prepare()
     return folder
 
@@ -191,6 +216,18 @@ def test_fraction_leaving_nothing(tfds_dir):
 def test_images_of_unknown_size(tfds_dir):
     with pytest.raises(DataError, match=r"images of shape \(None, None, 3\)"):
         data.load_splits("tfds:keras_rank_any_size", tfds_data_dir=tfds_dir)
+
+
+def test_images_without_channel_axis_get_one(tfds_dir):
+    splits = data.load_splits(
+        "tfds:keras_rank_channelless", validation_fraction=0, tfds_data_dir=tfds_dir
+    )
+    assert splits.input_shape == (4, 3, 1)
+    x, y, _ = read(splits.train, seed=3, batch_size=4)
+    assert x.shape == (6, 4, 3, 1)
+    expected = np.stack([image_of(i) for i in ids(x)]).astype(np.float32) / 255
+    np.testing.assert_array_equal(x, expected)
+    np.testing.assert_array_equal(y, [label_of(i) for i in ids(x)])
 
 
 def test_unknown_name(tmp_path):

@@ -87,10 +87,11 @@ class TfdsSource(ExampleSource):
             shuffle_files=shuffle and not self._builder.info.disable_shuffling,
             read_config=read_config,
         )
-        if len(dataset.element_spec[0].shape) == 2:
-            dataset = dataset.map(lambda image, label: (image[..., None], label))
         dataset = shuffle_stream(dataset, shuffle_seed, self._shuffle_buffer)
-        return dataset.batch(batch_size, drop_remainder=drop_remainder)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        if len(dataset.element_spec[0].shape) == 3:  # (batch, height, width)
+            dataset = dataset.map(lambda images, labels: (images[..., None], labels))
+        return dataset
 
 
 def _check_info(spec: str, info: Any, splits: dict[str, str]) -> None:
