@@ -85,7 +85,7 @@ def _flags(model_file, png_folder):
 _DLRA_FLAGS = ["--tau_cos=0.3", "--tau_euc=100"]
 
 
-def _kill_resume_and_compare(trainer, flags, tmp_path):
+def _kill_resume_and_compare(trainer, flags, tmp_path, min_accuracy):
     straight = run(trainer, f"--workdir={tmp_path / 'straight'}", *flags)
     assert straight.returncode == 0, straight.stderr
     killed = tmp_path / "killed"
@@ -104,21 +104,25 @@ def _kill_resume_and_compare(trainer, flags, tmp_path):
     }
     assert results["data"]["train_examples"] == 540
     assert results["data"]["test_examples"] == 200
-    assert results["test_accuracy"] > 0.25  # Chance: 0.1.
+    assert results["test_accuracy"] > min_accuracy  # Chance: 0.1.
     return results
 
 
 def test_baseline_trains_your_model_on_your_images_and_resumes_after_kill(
     model_file, png_folder, tmp_path
 ):
-    _kill_resume_and_compare("baseline", _flags(model_file, png_folder), tmp_path)
+    _kill_resume_and_compare(
+        "baseline", _flags(model_file, png_folder), tmp_path, min_accuracy=0.3
+    )
 
 
 def test_dlra_compresses_your_model_and_exports_an_equal_plain_model(
     model_file, png_folder, tmp_path
 ):
     flags = _flags(model_file, png_folder) + _DLRA_FLAGS
-    results = _kill_resume_and_compare("dlra", flags, tmp_path)
+    # The loose thresholds fuse vectors far from parallel: a test of the
+    # mechanics, not of accuracy (0.255 measured, 0.405 without DLRA).
+    results = _kill_resume_and_compare("dlra", flags, tmp_path, min_accuracy=0.15)
     dlra = results["dlra"]
     assert dlra["compression"] > 0.02
     assert dlra["left_as_is"] == [
