@@ -55,8 +55,17 @@ def factorized_layers(model: keras.Model) -> list[FactorizedLayer]:
     return [layer for layer in model.layers if isinstance(layer, FactorizedLayer)]
 
 
-def _clone(model: keras.Model, convert) -> keras.Model:
-    """Clones `model`, replacing each layer for which `convert` returns one."""
+def clone_replacing(model: keras.Model, convert) -> keras.Model:
+    """Clones `model`, replacing each layer for which `convert` returns one.
+
+    Args:
+        model: A Functional or Sequential model.
+        convert: Returns the built layer that takes a layer's place (same
+            name, so that variable paths stay stable), or None to copy it.
+
+    Returns:
+        The clone; layers that are copied keep their weights.
+    """
     replaced = set()
 
     def clone_function(layer):
@@ -106,7 +115,7 @@ def factorize_model(model: keras.Model, *, frobenius_norm: bool = False) -> kera
             f"Model '{model.name}' has no Dense or Conv2D layer to factorize; "
             f"factorizable: {FACTORIZABLE}."
         )
-    return _clone(model, convert)
+    return clone_replacing(model, convert)
 
 
 def to_plain_model(model: keras.Model) -> keras.Model:
@@ -120,4 +129,4 @@ def to_plain_model(model: keras.Model) -> keras.Model:
     def convert(layer):
         return layer.to_plain() if isinstance(layer, FactorizedLayer) else None
 
-    return _clone(model, convert)
+    return clone_replacing(model, convert)

@@ -34,14 +34,22 @@ def _mlp(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
     return keras.Model(inputs, outputs, name="mlp")
 
 
-def _lenet300(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
-    """Build LeNet-300-100: two ReLU hidden layers of 300 and 100 units."""
+def _lenet300(
+    input_shape: tuple[int, ...], num_classes: int, activation: str = "relu"
+) -> keras.Model:
+    """Build LeNet-300-100: two hidden layers of 300 and 100 units."""
     inputs = keras.Input(shape=input_shape, name="input")
     x = keras.layers.Flatten(name="flatten")(inputs)
-    x = keras.layers.Dense(300, activation="relu", name="dense_1")(x)
-    x = keras.layers.Dense(100, activation="relu", name="dense_2")(x)
+    x = keras.layers.Dense(300, activation=activation, name="dense_1")(x)
+    x = keras.layers.Dense(100, activation=activation, name="dense_2")(x)
     outputs = keras.layers.Dense(num_classes, name="dense_3")(x)
-    return keras.Model(inputs, outputs, name="lenet300")
+    suffix = "" if activation == "relu" else f"_{activation}"
+    return keras.Model(inputs, outputs, name=f"lenet300{suffix}")
+
+
+def _lenet300_tanh(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """Build LeNet-300-100 with tanh units, as in Idelbayev & Carreira-Perpinan."""
+    return _lenet300(input_shape, num_classes, activation="tanh")
 
 
 def _lenet5(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
@@ -64,6 +72,7 @@ def _lenet5(input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
 
 _BUILDERS: dict[str, Builder] = {
     "lenet300": _lenet300,
+    "lenet300_tanh": _lenet300_tanh,
     "lenet5": _lenet5,
     "mlp": _mlp,
 }
@@ -101,7 +110,8 @@ def build_model(
     """Build a fresh, untrained model of the zoo by name.
 
     Args:
-        name: One of ``MODEL_NAMES``: ``lenet300``, ``lenet5`` or ``mlp``.
+        name: One of ``MODEL_NAMES``: ``lenet300``, ``lenet300_tanh``, ``lenet5``
+            or ``mlp``.
         input_shape: Shape of one example, without the batch dimension. The
             MLPs flatten whatever they get; ``lenet5`` needs
             ``(height, width, channels)``.

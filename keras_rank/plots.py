@@ -1,4 +1,4 @@
-"""PNG plots of a run's history and of a compressed model's layer sizes."""
+"""PNG plots of runs: histories, layer sizes, ranks and error-compression curves."""
 
 import pathlib
 from collections.abc import Sequence
@@ -63,5 +63,46 @@ def plot_layer_dims(
         )
     axis.set_xticks(range(len(layers)), [layer["layer"] for layer in layers])
     axis.set_ylabel("dimension")
+    axis.legend()
+    return _save(figure, path)
+
+
+def plot_lc_ranks(ranks: dict[str, Sequence[int]], path: pathlib.Path) -> pathlib.Path:
+    """Plots each layer's rank after every C step of an LC run."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for name, values in ranks.items():
+        axis.plot(range(len(values)), values, marker=".", label=name)
+    axis.set_xlabel("C step (0: on the reference weights)")
+    axis.set_ylabel("rank")
+    axis.set_yscale("log")
+    axis.legend()
+    return _save(figure, path)
+
+
+def plot_error_vs_rho(
+    reference: dict[str, Any], runs: Sequence[dict[str, Any]], path: pathlib.Path
+) -> pathlib.Path:
+    """Plots test error against rho_FLOPs for LC and its baselines.
+
+    Args:
+        reference: Holds the reference net's ``test_error`` (%).
+        runs: One entry per lambda with ``rho_flops``, ``test_error`` and
+            optionally ``baselines``: ``{name: {rho_flops, test_error}}``.
+        path: The PNG to write.
+    """
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.axhline(reference["test_error"], color="black", ls="--", label="reference")
+    series: dict[str, list[tuple[float, float]]] = {}
+    for run in runs:
+        series.setdefault("LC", []).append((run["rho_flops"], run["test_error"]))
+        for name, entry in run.get("baselines", {}).items():
+            series.setdefault(name, []).append(
+                (entry["rho_flops"], entry["test_error"])
+            )
+    for name, points in series.items():
+        points.sort()
+        axis.plot(*zip(*points, strict=True), marker="o", label=name)
+    axis.set_xlabel("rho_FLOPs (reference FLOPs / compressed FLOPs)")
+    axis.set_ylabel("test error (%)")
     axis.legend()
     return _save(figure, path)

@@ -70,7 +70,9 @@ def _single(tensors: list) -> list | keras.KerasTensor:
     return tensors[0] if len(tensors) == 1 else tensors
 
 
-def load_model_file(path: str | os.PathLike) -> keras.Model:
+def load_model_file(
+    path: str | os.PathLike, argument: str = "model_path"
+) -> keras.Model:
     """Loads a user's model from a `.keras` file, without its compile state.
 
     Training starts from the weights stored in the file. Custom layers must
@@ -79,6 +81,7 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
 
     Args:
         path: A file written by `model.save("name.keras")`.
+        argument: The name of the setting that gave `path`, for errors.
 
     Returns:
         The Functional or Sequential model.
@@ -90,18 +93,18 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
     file = pathlib.Path(path).expanduser()
     if file.suffix != ".keras":
         raise ConfigError(
-            f"Expected model_path to name a .keras file (written by "
-            f"model.save('name.keras')). Received: model_path='{path}'"
+            f"Expected {argument} to name a .keras file (written by "
+            f"model.save('name.keras')). Received: {argument}='{path}'"
         )
     if not file.is_file():
-        raise ConfigError(f"model_path='{path}': no such file.")
+        raise ConfigError(f"{argument}='{path}': no such file.")
     try:
         model = keras.saving.load_model(file, compile=False)
     except Exception as error:  # Any loading failure is bad input here.
         lines = str(error).strip().splitlines()
         reason = lines[0] if lines else type(error).__name__
         raise ConfigError(
-            f"model_path='{path}' cannot be loaded: {reason} (custom layers "
+            f"{argument}='{path}' cannot be loaded: {reason} (custom layers "
             "must be registered with keras.saving.register_keras_serializable "
             "and imported first)."
         ) from error

@@ -377,3 +377,42 @@ def test_fit_rejects_what_is_not_data():
     images, labels = _data(n=16)
     with pytest.raises(ConfigError, match="Received: data of type ndarray"):
         _trainer().fit(images, epochs=1, batch_size=8)
+
+
+class StopAfterEpoch(Callback):
+    """Asks the trainer to stop after epoch `epoch` (0-based)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+        self.stopped = False
+
+    def on_train_begin(self, trainer):
+        if self.stopped:  # a resumed run: stop again, as documented
+            trainer.stop_training = True
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        if epoch == self.epoch:
+            self.stopped = True
+            trainer.stop_training = True
+
+    def get_state(self):
+        return {"stopped": int(self.stopped)}
+
+    def set_state(self, state):
+        self.stopped = bool(int(state.get("stopped", 0)))
+
+
+def test_stop_training_ends_fit_after_the_epoch_and_its_checkpoint(tmp_path):
+    images, labels = _data()
+    trainer = _trainer(callbacks=[StopAfterEpoch(1)], checkpoint_dir=tmp_path)
+    history = trainer.fit((images, labels), epochs=5, batch_size=32)
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert trainer.checkpoints.latest().name.endswith("000002")
+    resumed = _trainer(callbacks=[StopAfterEpoch(1)], checkpoint_dir=tmp_path)
+    assert resumed.restore()
+    resumed.fit((images, labels), epochs=5, batch_size=32)
+    assert resumed.epochs_done == 2
+    # A trainer whose callbacks never ask to stop trains every epoch.
+    plain = _trainer()
+    plain.stop_training = True  # left over from elsewhere: fit clears it
+    assert len(plain.fit((images, labels), epochs=2, batch_size=32)) == 2

@@ -15,11 +15,27 @@ from keras_rank.models import MODEL_NAMES, build_model
 #   conv_1 5*5*1*20 + 20 = 520; conv_2 5*5*20*50 + 50 = 25,050
 #   dense_1 (4*4*50 = 800)*500 + 500 = 400,500; dense_2 500*10 + 10 = 5,010
 #   total 431,080
-EXPECTED_PARAMS = {"mlp": 1_399_510, "lenet300": 266_610, "lenet5": 431_080}
+EXPECTED_PARAMS = {
+    "mlp": 1_399_510,
+    "lenet300": 266_610,
+    "lenet300_tanh": 266_610,
+    "lenet5": 431_080,
+}
 
 
 def test_model_names_are_the_zoo():
-    assert MODEL_NAMES == ("lenet300", "lenet5", "mlp")
+    assert MODEL_NAMES == ("lenet300", "lenet300_tanh", "lenet5", "mlp")
+
+
+def test_lenet300_tanh_has_tanh_hidden_units_and_linear_logits():
+    activations = [
+        layer.activation for layer in build_model("lenet300_tanh").layers[2:]
+    ]
+    assert activations == [
+        keras.activations.tanh,
+        keras.activations.tanh,
+        keras.activations.linear,
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
@@ -44,7 +60,7 @@ def test_output_is_logits_of_shape_batch_by_classes(name, num_classes):
     assert model.layers[-1].activation is keras.activations.linear
 
 
-@pytest.mark.parametrize("name", ["mlp", "lenet300"])
+@pytest.mark.parametrize("name", ["mlp", "lenet300", "lenet300_tanh"])
 def test_mlps_flatten_flat_inputs(name):
     model = build_model(name, input_shape=(784,))
     assert model.count_params() == EXPECTED_PARAMS[name]
@@ -55,7 +71,8 @@ def test_unknown_name_raises_config_error_naming_it():
     with pytest.raises(ConfigError, match="'foo'") as info:
         build_model("foo")
     assert str(info.value) == (
-        "Unknown model name 'foo'. Expected one of: lenet300, lenet5, mlp."
+        "Unknown model name 'foo'. Expected one of: lenet300, lenet300_tanh, lenet5, "
+        "mlp."
     )
 
 

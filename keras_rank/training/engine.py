@@ -93,6 +93,8 @@ class Trainer:
         self.epochs_done = 0
         self.global_step = 0
         self.wall_time_s = 0.0
+        # Set by a callback to end `fit` after the current epoch.
+        self.stop_training = False
         self.checkpoints = CheckpointManager(checkpoint_dir) if checkpoint_dir else None
         self.is_chief = is_chief(self.strategy)
         self._log_dir = pathlib.Path(log_dir) if log_dir and self.is_chief else None
@@ -256,6 +258,9 @@ class Trainer:
     ) -> list[dict[str, float]]:
         """Trains until `epochs` epochs are done in total (resumed ones count).
 
+        A callback may end training earlier with `stop_training` (see
+        `Callback`).
+
         The order of epoch k is fixed by (seed, k): its batches are
         `source.batches(batch_size, shuffle_seed=epoch_seed(seed, k),
         drop_remainder=True)`, the last incomplete batch being dropped so the
@@ -297,9 +302,12 @@ class Trainer:
                     f"{source.num_examples} training examples."
                 )
         self._check_replicas_agree_on_progress()
+        self.stop_training = False
         for callback in self.callbacks:
             callback.on_train_begin(self)
         for epoch in range(self.epochs_done, epochs):
+            if self.stop_training:
+                break
             self._run_epoch(epoch, epochs, source, batch_size, steps, seed, validation)
         for callback in self.callbacks:
             callback.on_train_end(self)

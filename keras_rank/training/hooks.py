@@ -76,6 +76,11 @@ class Callback:
     `logs` dicts hold Python floats; a callback may add entries to the logs of
     `on_epoch_end`, which are then written to the history, TensorBoard and
     results.json.
+
+    A callback ends training early by setting `trainer.stop_training = True`
+    (in `on_train_begin` or an epoch hook): `fit` returns after the current
+    epoch and its checkpoint. A resumed run starts with the flag cleared, so a
+    callback that stopped must set it again from its restored state.
     """
 
     def on_train_begin(self, trainer: "Trainer") -> None:

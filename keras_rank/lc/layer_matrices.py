@@ -1,0 +1,158 @@
+"""The layers LC compresses: their weight matrices, rank costs and low-rank form.
+
+A Dense kernel is its own matrix; a Conv2D kernel is reshaped by the chosen
+scheme (`keras_rank.layers.low_rank_conv`). Every LC module reaches a layer's
+weights through `LayerSpec`, so the C step, the penalty, the baselines and the
+final low-rank net agree on the layout.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_rank import factorize
+from keras_rank.errors import ConfigError
+from keras_rank.layers import LowRankConv2D, LowRankDense
+from keras_rank.layers.low_rank_conv import (
+    conv2d_rank_costs,
+    conv_kernel_as_matrix,
+    conv_kernel_from_matrix,
+)
+from keras_rank.layers.low_rank_dense import dense_rank_costs
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """How LC sees one compressible layer.
+
+    Attributes:
+        name: The layer's name.
+        scheme: The conv scheme (1 or 2), None for Dense.
+        kernel_shape: Shape of the layer's kernel.
+        max_rank: Largest rank of its matrix, min(a, b).
+        alpha: Cost of one unit of rank under the criterion.
+        dense_cost: Cost of the full (unfactorized) layer under the criterion.
+    """
+
+    name: str
+    scheme: int | None
+    kernel_shape: tuple[int, ...]
+    max_rank: int
+    alpha: float
+    dense_cost: float
+
+    def matrix(self, kernel: tf.Tensor) -> tf.Tensor:
+        """Returns the layer's weight matrix (inputs x outputs) of `kernel`."""
+        if self.scheme is None:
+            return tf.convert_to_tensor(kernel)
+        return conv_kernel_as_matrix(kernel, self.scheme)
+
+    def kernel(self, matrix: tf.Tensor) -> tf.Tensor:
+        """Returns the kernel whose matrix is `matrix` (inverse of `matrix`)."""
+        if self.scheme is None:
+            return tf.convert_to_tensor(matrix)
+        return conv_kernel_from_matrix(matrix, self.kernel_shape, self.scheme)
+
+    def cost(self, rank: int, dense: bool) -> float:
+        """C_k(r): the layer's cost at `rank`, or as a full layer."""
+        return self.dense_cost if dense else self.alpha * rank
+
+
+def compressible_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Returns the model's Dense and Conv2D layers that have a low-rank form.
+
+    Raises:
+        ConfigError: The model has none.
+    """
+    layers = [
+        layer
+        for layer in model.layers
+        if type(layer) in (keras.layers.Dense, keras.layers.Conv2D)
+        and factorize.why_left_as_is(layer) is None
+    ]
+    if not layers:
+        raise ConfigError(
+            f"Model '{model.name}' has no layer LC can compress; it compresses "
+            f"{factorize.FACTORIZABLE}."
+        )
+    return layers
+
+
+def layer_spec(layer: keras.layers.Layer, criterion: str, scheme: int) -> LayerSpec:
+    """Returns LC's view of a Dense or Conv2D layer for a cost criterion."""
+    if isinstance(layer, keras.layers.Conv2D):
+        rank_costs, layer_scheme = conv2d_rank_costs(layer, scheme), scheme
+    else:
+        rank_costs, layer_scheme = dense_rank_costs(layer), None
+    if criterion == "flops":
+        alpha, dense = rank_costs.macs_per_rank, rank_costs.dense_macs
+    else:
+        alpha, dense = rank_costs.params_per_rank, rank_costs.dense_params
+    spec = LayerSpec(
+        name=layer.name,
+        scheme=layer_scheme,
+        kernel_shape=tuple(layer.kernel.shape),
+        max_rank=0,
+        alpha=float(alpha),
+        dense_cost=float(dense),
+    )
+    rows, cols = spec.matrix(layer.kernel).shape
+    return dataclasses.replace(spec, max_rank=min(rows, cols))
+
+
+def layer_specs(model: keras.Model, criterion: str, scheme: int) -> list[LayerSpec]:
+    """Returns the specs of every compressible layer of `model`, in order."""
+    return [
+        layer_spec(layer, criterion, scheme) for layer in compressible_layers(model)
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class RankChoice:
+    """The rank of one layer in the low-rank net, and the matrix it comes from.
+
+    Attributes:
+        rank: The rank (for a dense layer, its matrix's full rank).
+        dense: Keep the layer as a full matrix: a low-rank form of this rank
+            would cost as much or more.
+        matrix: The matrix the layer's weights are taken from (a rank-`rank`
+            matrix for LC's Theta, the reference weights for the baselines).
+    """
+
+    rank: int
+    dense: bool
+    matrix: np.ndarray
+
+
+def low_rank_model(
+    model: keras.Model, specs: list[LayerSpec], choices: dict[str, RankChoice]
+) -> keras.Model:
+    """Returns a copy of `model` with each chosen layer in its low-rank form.
+
+    A layer whose choice is dense stays a Dense/Conv2D holding the choice's
+    matrix as its kernel; the others become LowRankDense/LowRankConv2D of the
+    chosen rank, factored from the choice's matrix by truncated SVD. Every
+    other layer keeps its weights.
+    """
+    by_name = {spec.name: spec for spec in specs}
+
+    def convert(layer):
+        if layer.name not in choices:
+            return None
+        spec, choice = by_name[layer.name], choices[layer.name]
+        if choice.dense:
+            plain = layer.__class__.from_config(layer.get_config())
+            plain.build(layer.get_build_config()["input_shape"])
+            weights = layer.get_weights()
+            weights[0] = keras.ops.convert_to_numpy(spec.kernel(choice.matrix))
+            plain.set_weights(weights)
+            return plain
+        if spec.scheme is None:
+            return LowRankDense.from_dense(layer, choice.rank, matrix=choice.matrix)
+        return LowRankConv2D.from_conv2d(
+            layer, choice.rank, spec.scheme, matrix=choice.matrix
+        )
+
+    return factorize.clone_replacing(model, convert)

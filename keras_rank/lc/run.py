@@ -1,0 +1,358 @@
+"""`train_lc`: LC rank selection from configs into a work directory.
+
+Work directory layout (every phase is a `train_and_evaluate` run of its own,
+so each resumes from its checkpoints and a finished phase is not run again)::
+
+    reference/            the reference net (absent with `reference=`)
+    lambda_<value>/
+        lc/               the L steps (the full-rank net under the penalty)
+        finetune/         the low-rank net with the ranks fixed
+        baseline1/        baseline 1 ranks at LC's cost, fine-tuned
+        baseline2/        baseline 2 ranks at LC's cost, fine-tuned
+        model_lowrank.keras, model_plain.keras, ranks.png, results.json
+    error_vs_rho.png      test error vs rho_FLOPs, LC and both baselines
+    results.json          the reference and one summary per lambda
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import time
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_rank import costs, plots, user_models
+from keras_rank import data as data_lib
+from keras_rank.errors import ConfigError
+from keras_rank.layers import low_rank_to_plain_model
+from keras_rank.lc import baselines
+from keras_rank.lc.c_step import robust_svd, stays_dense
+from keras_rank.lc.callback import LC, step_ranks
+from keras_rank.lc.config import LCConfig
+from keras_rank.lc.layer_matrices import (
+    LayerSpec,
+    RankChoice,
+    layer_specs,
+    low_rank_model,
+)
+from keras_rank.training import TrainConfig, train_and_evaluate
+from keras_rank.training.engine import Trainer
+from keras_rank.training.strategy import make_strategy
+
+
+def _lambda_dir(workdir: pathlib.Path, lam: float) -> pathlib.Path:
+    return workdir / f"lambda_{lam:g}"
+
+
+def _finished(path: pathlib.Path) -> dict[str, Any] | None:
+    results = path / "results.json"
+    return json.loads(results.read_text()) if results.is_file() else None
+
+
+class _Evaluator:
+    """Test loss and accuracy of models that are not being trained."""
+
+    def __init__(self, config: TrainConfig):
+        self._config = config
+        self._splits = data_lib.load_splits(
+            config.data,
+            validation_fraction=config.validation_fraction,
+            split_seed=config.split_seed,
+            train_split=config.train_split,
+            test_split=config.test_split,
+        )
+
+    @property
+    def splits(self) -> data_lib.DataSplits:
+        return self._splits
+
+    def test_error(self, model: keras.Model) -> float:
+        """Returns the test error (%) of `model`."""
+        strategy = make_strategy(self._config.strategy, self._config.cpu_devices)
+        with strategy.scope():
+            copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        trainer = Trainer(copy, keras.optimizers.SGD(), strategy=strategy, verbose=0)
+        test = trainer.evaluate(
+            self._splits.test, batch_size=max(self._config.batch_size, 256)
+        )
+        return 100.0 * (1.0 - test["accuracy"])
+
+
+def _reference(
+    config: TrainConfig,
+    workdir: pathlib.Path,
+    model: keras.Model | None,
+    reference: str | None,
+    evaluator: _Evaluator,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Returns the reference net and its summary, training it if needed."""
+    if reference is not None:
+        loaded = user_models.load_model_file(reference, argument="reference")
+        try:
+            user_models.check_fits_data(
+                loaded, evaluator.splits.input_shape, evaluator.splits.num_classes
+            )
+        except ConfigError as error:
+            raise ConfigError(
+                f"reference='{reference}' does not fit the data: {error}"
+            ) from error
+        return loaded, {
+            "source": f"file:{reference}",
+            "test_error": evaluator.test_error(loaded),
+            "train_time_s": 0.0,
+        }
+    path = workdir / "reference"
+    results = _finished(path) or train_and_evaluate(config, path, model=model)
+    loaded = keras.saving.load_model(path / "model.keras", compile=False)
+    return loaded, {
+        "source": results["model_source"],
+        "test_error": 100.0 * (1.0 - results["test_accuracy"]),
+        "train_time_s": results["train_time_s"],
+    }
+
+
+def _size(model: keras.Model, reference_cost: costs.ModelCost) -> dict[str, Any]:
+    cost = costs.model_cost(model)
+    return {
+        "params": cost.params,
+        "flops": cost.flops_mac1,
+        "rho_flops": reference_cost.flops_mac1 / cost.flops_mac1,
+        "rho_storage": reference_cost.params / cost.params,
+    }
+
+
+def _finetune(
+    config: TrainConfig,
+    lc_config: LCConfig,
+    path: pathlib.Path,
+    model: keras.Model,
+    evaluator: _Evaluator,
+    reference_cost: costs.ModelCost,
+) -> tuple[keras.Model, dict[str, Any]]:
+    """Fine-tunes a low-rank net; returns it and its summary."""
+    before = evaluator.test_error(model)
+    if lc_config.finetune_epochs == 0:
+        return model, {
+            **_size(model, reference_cost),
+            "test_error_before_finetune": before,
+            "test_error": before,
+            "train_loss": None,
+            "finetune_time_s": 0.0,
+        }
+    results = _finished(path) or train_and_evaluate(
+        dataclasses.replace(config, epochs=lc_config.finetune_epochs),
+        path,
+        model=model,
+    )
+    tuned = keras.saving.load_model(path / "model.keras", compile=False)
+    return tuned, {
+        **_size(tuned, reference_cost),
+        "test_error_before_finetune": before,
+        "test_error": 100.0 * (1.0 - results["test_accuracy"]),
+        "train_loss": results["history"][-1]["loss"],
+        "finetune_time_s": results["train_time_s"],
+    }
+
+
+def _ranks(choices: dict[str, RankChoice]) -> dict[str, int | str]:
+    return {
+        name: f"{choice.rank} (dense)" if choice.dense else choice.rank
+        for name, choice in choices.items()
+    }
+
+
+def _baseline_choices(
+    specs: list[LayerSpec],
+    matrices: dict[str, np.ndarray],
+    spectra: dict[str, np.ndarray],
+    budget: float,
+    which: int,
+) -> dict[str, RankChoice]:
+    """Ranks of baseline 1 or 2 at a cost budget, from the reference weights."""
+    values = [spectra[spec.name] for spec in specs]
+    alphas = [spec.alpha for spec in specs]
+    dense_costs = [spec.dense_cost for spec in specs]
+    if which == 1:
+        ranks = baselines.greedy_ranks_under_budget(
+            values, alphas, dense_costs, budget
+        )
+    else:
+        ranks = baselines.energy_threshold_for_budget(
+            values, alphas, dense_costs, budget
+        ).ranks
+    return {
+        spec.name: RankChoice(
+            rank=rank,
+            dense=stays_dense(rank, spec.alpha, spec.dense_cost),
+            matrix=matrices[spec.name],
+        )
+        for spec, rank in zip(specs, ranks, strict=True)
+    }
+
+
+def _run_lambda(
+    lam: float,
+    config: TrainConfig,
+    lc_config: LCConfig,
+    workdir: pathlib.Path,
+    reference: keras.Model,
+    evaluator: _Evaluator,
+) -> dict[str, Any]:
+    """LC, fine-tuning and the baselines for one lambda; writes results.json."""
+    path = _lambda_dir(workdir, lam)
+    reference_cost = costs.model_cost(reference)
+    specs = layer_specs(reference, lc_config.criterion, lc_config.conv_scheme)
+    method = LC(lc_config, lam, verbose=config.verbose)
+
+    def report(trainer) -> dict[str, Any]:
+        choices = method.choices()
+        compact = low_rank_model(trainer.model, specs, choices)
+        if trainer.is_chief:
+            compact.save(path / "lc" / "model_lowrank.keras")
+            plots.plot_lc_ranks(step_ranks(method.steps), path / "ranks.png")
+        return {"lc": {"lambda": lam, "steps": method.steps, "ranks": _ranks(choices)}}
+
+    lc_results = _finished(path / "lc") or train_and_evaluate(
+        dataclasses.replace(config, epochs=lc_config.lc_epochs),
+        path / "lc",
+        model=reference,
+        loss_terms=method.loss_terms,
+        callbacks=[method],
+        report=report,
+        method_config={"lc": {**lc_config.for_lambda(), "lambda": lam}},
+    )
+    compact = keras.saving.load_model(path / "lc" / "model_lowrank.keras")
+    tuned, summary = _finetune(
+        config, lc_config, path / "finetune", compact, evaluator, reference_cost
+    )
+    tuned.save(path / "model_lowrank.keras")
+    low_rank_to_plain_model(tuned).save(path / "model_plain.keras")
+    summary.update(
+        {
+            "lambda": lam,
+            "ranks": lc_results["lc"]["ranks"],
+            "lc_steps": len(lc_results["lc"]["steps"]) - 1,
+            "lc_time_s": lc_results["train_time_s"],
+            "lc_full_rank_test_error": 100.0 * (1.0 - lc_results["test_accuracy"]),
+            "rank_history": step_ranks(lc_results["lc"]["steps"]),
+        }
+    )
+    if lc_config.baselines:
+        budget = lc_results["lc"]["steps"][-1]["cost"]
+        summary["baselines"] = _run_baselines(
+            config, lc_config, path, reference, specs, budget, evaluator
+        )
+    (path / "results.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _run_baselines(
+    config: TrainConfig,
+    lc_config: LCConfig,
+    path: pathlib.Path,
+    reference: keras.Model,
+    specs: list[LayerSpec],
+    budget: float,
+    evaluator: _Evaluator,
+) -> dict[str, Any]:
+    """Both heuristic baselines at LC's cost, each fine-tuned like LC's net."""
+    reference_cost = costs.model_cost(reference)
+    matrices, spectra = {}, {}
+    for spec in specs:
+        matrix = spec.matrix(reference.get_layer(spec.name).kernel)
+        matrices[spec.name] = keras.ops.convert_to_numpy(matrix)
+        spectra[spec.name] = keras.ops.convert_to_numpy(robust_svd(matrix)[0])
+    entries = {}
+    for which in (1, 2):
+        choices = _baseline_choices(specs, matrices, spectra, budget, which)
+        compact = low_rank_model(reference, specs, choices)
+        _, summary = _finetune(
+            config,
+            lc_config,
+            path / f"baseline{which}",
+            compact,
+            evaluator,
+            reference_cost,
+        )
+        entries[f"baseline{which}"] = {**summary, "ranks": _ranks(choices)}
+    return entries
+
+
+def train_lc(
+    config: TrainConfig,
+    lc_config: LCConfig,
+    workdir: str | os.PathLike,
+    *,
+    model: keras.Model | None = None,
+    reference: str | None = None,
+) -> dict[str, Any]:
+    """Learns each layer's rank with LC, for every lambda; resumes from `workdir`.
+
+    Args:
+        config: Training settings shared by every phase (`epochs` is the
+            reference's; the LC phase trains `lc_config.lc_epochs` epochs and
+            fine-tuning `lc_config.finetune_epochs`).
+        lc_config: The LC hyperparameters and the lambdas.
+        workdir: Work directory (see the module docstring).
+        model: The model to train as the reference; None uses `config`'s.
+        reference: A trained `.keras` reference; skips reference training.
+
+    Returns:
+        The results written to `workdir/results.json`.
+    """
+    start = time.perf_counter()
+    path = pathlib.Path(workdir)
+    path.mkdir(parents=True, exist_ok=True)
+    evaluator = _Evaluator(config)
+    reference_model, reference_summary = _reference(
+        config, path, model, reference, evaluator
+    )
+    reference_summary.update(_size(reference_model, costs.model_cost(reference_model)))
+    runs = [
+        _run_lambda(lam, config, lc_config, path, reference_model, evaluator)
+        for lam in lc_config.lambdas
+    ]
+    plots.plot_error_vs_rho(reference_summary, runs, path / "error_vs_rho.png")
+    results = {
+        "reference": reference_summary,
+        "runs": runs,
+        "criterion": lc_config.criterion,
+        "conv_scheme": lc_config.conv_scheme,
+        "wall_time_s": time.perf_counter() - start,
+    }
+    (path / "results.json").write_text(json.dumps(results, indent=1))
+    if config.verbose:
+        print(summary_table(results))
+    return results
+
+
+def summary_table(results: dict[str, Any]) -> str:
+    """Returns one line per net: ranks, sizes, ratios and test errors."""
+    header = (
+        f"{'net':<14}{'params':>10}{'FLOPs':>11}{'rho_F':>7}{'rho_S':>7}"
+        f"{'err before':>11}{'err':>7}  ranks"
+    )
+    reference = results["reference"]
+    lines = [
+        header,
+        f"{'reference':<14}{reference['params']:>10,}{reference['flops']:>11,}"
+        f"{1.0:>7.2f}{1.0:>7.2f}{'':>11}{reference['test_error']:>7.2f}",
+    ]
+    for run in results["runs"]:
+        rows = [(f"LC {run['lambda']:g}", run)]
+        rows += [
+            (f"  {name}", entry) for name, entry in run.get("baselines", {}).items()
+        ]
+        for label, entry in rows:
+            ranks = " ".join(str(rank) for rank in entry["ranks"].values())
+            lines.append(
+                f"{label:<14}{entry['params']:>10,}{entry['flops']:>11,}"
+                f"{entry['rho_flops']:>7.2f}{entry['rho_storage']:>7.2f}"
+                f"{entry['test_error_before_finetune']:>11.2f}"
+                f"{entry['test_error']:>7.2f}  {ranks}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""Tests of keras_rank.lc.baselines (section 4.1's rank heuristics)."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from keras_rank.errors import ConfigError
+from keras_rank.lc import baselines
+from keras_rank.lc.c_step import rank_cost, stays_dense
+
+
+def random_spectra(rng, sizes):
+    return [np.sort(rng.gamma(1.0, size=n))[::-1] for n in sizes]
+
+
+def total_cost(ranks, alphas, dense_costs):
+    return sum(
+        float(rank_cost(r, a, d))
+        for r, a, d in zip(ranks, alphas, dense_costs, strict=True)
+    )
+
+
+def kept_value(spectra, ranks, alphas, dense_costs):
+    """Sum of kept singular values; a layer that stays dense keeps them all."""
+    return sum(
+        s.sum() if stays_dense(r, a, d) else s[:r].sum()
+        for s, r, a, d in zip(spectra, ranks, alphas, dense_costs, strict=True)
+    )
+
+
+def random_layers(seed):
+    """Three layers with storage-like costs: dense_cost < alpha * R."""
+    rng = np.random.default_rng(seed)
+    shapes = [tuple(rng.integers(2, 9, size=2)) for _ in range(3)]
+    spectra = random_spectra(rng, [min(a, b) for a, b in shapes])
+    alphas = [float(a + b) for a, b in shapes]
+    dense_costs = [float(a * b) for a, b in shapes]
+    return spectra, alphas, dense_costs
+
+
+# ------------------------------------------------------------ baseline 1
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_greedy_respects_budget_and_cannot_grow_any_layer(seed):
+    spectra, alphas, dense_costs = random_layers(seed)
+    least = total_cost([1, 1, 1], alphas, dense_costs)
+    full = sum(dense_costs)
+    for budget in np.linspace(least, full, 7):
+        ranks = baselines.greedy_ranks_under_budget(
+            spectra, alphas, dense_costs, budget
+        )
+        spent = total_cost(ranks, alphas, dense_costs)
+        assert spent <= budget + 1e-9
+        for k, (s, r) in enumerate(zip(spectra, ranks, strict=True)):
+            assert 1 <= r <= len(s)
+            if r < len(s):  # its next rank must not fit
+                grown = list(ranks)
+                grown[k] = r + 1
+                assert total_cost(grown, alphas, dense_costs) > budget
+    assert ranks == [len(s) for s in spectra]  # the full budget keeps everything
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_greedy_equals_brute_force_with_equal_costs_per_rank(seed):
+    # Equal alphas and no dense cap: keeping the largest singular values is
+    # optimal, so the greedy must find the brute-force maximum.
+    rng = np.random.default_rng(100 + seed)
+    spectra = random_spectra(rng, [4, 3, 5])
+    alphas, dense_costs = [2.0] * 3, [1e6] * 3
+    for budget in [6.0, 9.0, 14.0, 20.0, 24.0]:
+        ranks = baselines.greedy_ranks_under_budget(
+            spectra, alphas, dense_costs, budget
+        )
+        best_value, best_ranks = max(
+            (kept_value(spectra, r, alphas, dense_costs), list(r))
+            for r in itertools.product(*(range(1, len(s) + 1) for s in spectra))
+            if total_cost(r, alphas, dense_costs) <= budget
+        )
+        assert ranks == best_ranks
+        assert kept_value(spectra, ranks, alphas, dense_costs) == best_value
+
+
+def test_greedy_takes_the_largest_singular_value_not_value_per_cost():
+    # A's next value 4 costs 10, B's next three values 3 cost 1 each. The
+    # paper's rule takes 4 (budget 21 - 11 = 10 left: exactly A's next
+    # rank), after which B cannot grow; value per cost would give [1, 4].
+    spectra = [np.array([5.0, 4.0]), np.array([5.0, 3.0, 3.0, 3.0])]
+    ranks = baselines.greedy_ranks_under_budget(spectra, [10.0, 1.0], [1e3] * 2, 21)
+    assert ranks == [2, 1]
+
+
+def test_greedy_layer_turning_dense_keeps_every_singular_value():
+    spectra = [np.array([4.0, 3.0, 2.0, 1.0])]
+    # alpha 10, dense 25: rank 3 costs min(30, 25), the layer stays full.
+    assert baselines.greedy_ranks_under_budget(spectra, [10.0], [25.0], 25) == [4]
+    assert baselines.greedy_ranks_under_budget(spectra, [10.0], [25.0], 24) == [2]
+
+
+def test_greedy_budget_below_rank_one_everywhere_is_refused():
+    spectra = [np.array([2.0, 1.0]), np.array([3.0, 1.0])]
+    with pytest.raises(ConfigError) as error:
+        baselines.greedy_ranks_under_budget(spectra, [4.0, 5.0], [8.0, 9.0], 8.5)
+    assert str(error.value) == (
+        "Expected budget >= 9 (every layer at rank 1). Received: budget=8.5"
+    )
+
+
+# ------------------------------------------------------------ baseline 2
+
+
+def numpy_energy_rank(matrix, p):
+    """Lowest r with ||W - W_r||_F <= (1 - p) ||W||_F, from NumPy truncations."""
+    u, s, vt = np.linalg.svd(matrix, full_matrices=False)
+    norm = np.linalg.norm(matrix)
+    for r in range(len(s)):
+        if np.linalg.norm(matrix - (u[:, :r] * s[:r]) @ vt[:r]) <= (1 - p) * norm:
+            return r
+    return len(s)  # error 0
+
+
+def test_energy_ranks_equal_the_numpy_rule():
+    rng = np.random.default_rng(0)
+    matrices = [
+        rng.normal(size=shape) * np.exp(-np.arange(shape[1]) / 3.0)
+        for shape in [(9, 6), (5, 12), (10, 10)]
+    ]
+    spectra = [np.linalg.svd(m, compute_uv=False) for m in matrices]
+    for p in [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99, 1.0]:
+        want = [numpy_energy_rank(m, p) for m in matrices]
+        assert baselines.energy_ranks(spectra, p) == want, p
+    assert baselines.energy_ranks(spectra, 0.0) == [0, 0, 0]
+    assert baselines.energy_ranks(spectra, 1.0) == [6, 5, 10]
+    assert baselines.energy_ranks(spectra, 1e-9) == [1, 1, 1]
+
+
+def test_energy_ranks_of_rank_deficient_and_zero_matrices():
+    spectra = [np.array([2.0, 1.0, 0.0, 0.0]), np.zeros(3)]
+    assert baselines.energy_ranks(spectra, 1.0) == [2, 0]
+    assert baselines.energy_ranks(spectra, 0.5) == [1, 0]
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan"), "0.9"])
+def test_energy_ranks_refuses_p_outside_unit_interval(p):
+    with pytest.raises(ConfigError, match=r"Expected p in \[0, 1\]. Received: p="):
+        baselines.energy_ranks([np.array([1.0])], p)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_energy_threshold_for_budget_fits_is_best_and_monotone(seed):
+    spectra, alphas, dense_costs = random_layers(seed)
+    grid = np.linspace(1e-6, 1.0, 2001)
+    grid_costs = [
+        total_cost(baselines.energy_ranks(spectra, p), alphas, dense_costs)
+        for p in grid
+    ]
+    least = total_cost([1, 1, 1], alphas, dense_costs)
+    previous = None
+    for budget in np.linspace(least, sum(dense_costs), 9):
+        match = baselines.energy_threshold_for_budget(
+            spectra, alphas, dense_costs, budget
+        )
+        assert match.cost <= budget
+        assert match.cost == total_cost(match.ranks, alphas, dense_costs)
+        assert baselines.energy_ranks(spectra, match.p) == match.ranks
+        # Closest to the budget: no p of a fine grid does better, and any
+        # larger p exceeds it.
+        assert match.cost >= max(c for c in grid_costs if c <= budget)
+        if match.p < 1.0:
+            above = baselines.energy_ranks(spectra, np.nextafter(match.p, 2.0))
+            assert total_cost(above, alphas, dense_costs) > budget
+        if previous is not None:
+            assert match.p >= previous.p and match.cost >= previous.cost
+            assert all(a >= b for a, b in zip(match.ranks, previous.ranks, strict=True))
+        previous = match
+    assert previous.p == 1.0 and previous.ranks == [len(s) for s in spectra]
+
+
+def test_energy_threshold_for_budget_below_rank_one_is_refused():
+    spectra = [np.array([2.0, 1.0]), np.array([3.0, 1.0])]
+    with pytest.raises(ConfigError, match="Expected budget >= 9 "):
+        baselines.energy_threshold_for_budget(spectra, [4.0, 5.0], [8.0, 9.0], 8.0)
+
+
+def test_baselines_refuse_mismatched_layer_lists():
+    with pytest.raises(ConfigError, match="one alpha and one dense_cost per layer"):
+        baselines.greedy_ranks_under_budget([np.ones(2)] * 2, [1.0], [4.0, 4.0], 10)
+    with pytest.raises(ConfigError, match="Expected alpha > 0"):
+        baselines.energy_threshold_for_budget([np.ones(2)], [0.0], [4.0], 10)
+    with pytest.raises(ConfigError, match=r"singular_values\[1\] of shape \(2, 2\)"):
+        baselines.energy_ranks([np.ones(2), np.ones((2, 2))], 0.5)
