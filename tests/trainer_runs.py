@@ -32,9 +32,18 @@ def run(trainer: str, *flags: str, timeout: float = 600):
 
 
 def kill_after_checkpoint(
-    trainer: str, workdir: pathlib.Path, epoch: int, *flags: str, timeout: float = 300
+    trainer: str,
+    workdir: pathlib.Path,
+    epoch: int,
+    *flags: str,
+    timeout: float = 300,
+    phase: str = "",
 ) -> None:
-    """Starts a trainer and SIGKILLs it once the checkpoint of `epoch` is complete."""
+    """Starts a trainer and SIGKILLs it once the checkpoint of `epoch` is complete.
+
+    `phase` names the sub-folder of `workdir` whose checkpoints are watched,
+    for trainers that run several trainings (e.g. "lambda_0.001/lc").
+    """
     process = subprocess.Popen(
         command(trainer, f"--workdir={workdir}", *flags),
         cwd=REPO,
@@ -43,7 +52,7 @@ def kill_after_checkpoint(
         stderr=subprocess.PIPE,
         text=True,
     )
-    marker = workdir / "checkpoints" / f"epoch-{epoch:06d}" / "state.json"
+    marker = workdir / phase / "checkpoints" / f"epoch-{epoch:06d}" / "state.json"
     deadline = time.monotonic() + timeout
     try:
         while not marker.exists():
@@ -55,7 +64,7 @@ def kill_after_checkpoint(
         process.wait()
         process.stderr.close()
     assert process.returncode == -signal.SIGKILL
-    assert not (workdir / "results.json").exists()
+    assert not (workdir / phase / "results.json").exists()
 
 
 def final_weights(workdir: pathlib.Path, name: str = "model.keras") -> list:

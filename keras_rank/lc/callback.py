@@ -10,6 +10,7 @@ before any training, at mu0, on the reference weights.
 
 import json
 import math
+import time
 from typing import Any
 
 import keras
@@ -62,8 +63,9 @@ class LC(Callback):
         specs: The compressed layers (set when training begins).
         theta, beta: Per layer name, Theta and the multipliers, kernel-shaped.
         mu: The penalty parameter of the current L step (a variable).
-        steps: One record per C step: mu, and per layer rank, ||W - Theta||,
-            the C-step objective and the collapse threshold of mu.
+        steps: One record per C step: mu, total cost, objective, relative
+            gap, wall time, and per layer rank, ||W - Theta||, the C-step
+            objective and the collapse threshold of mu.
     """
 
     def __init__(self, config: LCConfig, lam: float, verbose: int = 1):
@@ -157,6 +159,7 @@ class LC(Callback):
 
     def _c_step(self, model: keras.Model, mu: float) -> dict[str, Any]:
         """Sets Theta from W - beta/mu for every layer; records the step."""
+        start = time.perf_counter()
         layers, cost, objective, gap2, norm2 = {}, 0.0, 0.0, 0.0, 0.0
         for spec in self.specs:
             kernel = model.get_layer(spec.name).kernel
@@ -191,6 +194,7 @@ class LC(Callback):
             "objective": objective,
             "relative_gap": math.sqrt(gap2 / max(norm2, 1e-30)),
             "layers": layers,
+            "time_s": time.perf_counter() - start,
         }
         self.steps.append(record)
         if self.verbose:
