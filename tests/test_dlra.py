@@ -133,7 +133,9 @@ def test_rare_term_is_eq16_over_the_most_parallel_pairs():
     _start(model, dlra)
     value = float(dlra.loss_terms[0](model))
     # The term also leaves the fusion test's inputs for after the step.
-    np.testing.assert_allclose(dlra._probe_values.numpy(), dlra._probe().numpy())
+    np.testing.assert_allclose(
+        dlra.search.probe_of_last_step.numpy(), dlra.search.probe().numpy()
+    )
 
     layers = [model.get_layer(name) for name in ("d1", "d2", "d3")]
     sizes = [layer.kernel.shape[0] * layer.kernel.shape[1] for layer in layers]

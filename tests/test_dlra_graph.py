@@ -89,12 +89,12 @@ class Run:
         return self.trainer.model
 
     def links(self):
-        layers = [layer.name for layer in self.dlra._layers]
-        return {layers[a]: layers[b] for a, b in self.dlra._links.items()}
+        layers = [layer.name for layer in self.dlra.editor.layers]
+        return {layers[a]: layers[b] for a, b in self.dlra.editor.links.items()}
 
     def fixed(self):
-        layers = [layer.name for layer in self.dlra._layers]
-        return {(layers[index], axis) for index, axis in self.dlra._fixed}
+        layers = [layer.name for layer in self.dlra.editor.layers]
+        return {(layers[index], axis) for index, axis in self.dlra.search.fixed}
 
     def fuse_and_rebuild(self, steps):
         """Fuses for `steps` steps, then rebuilds; returns the fused dims.
@@ -109,7 +109,7 @@ class Run:
         np.testing.assert_allclose(self.model(x).numpy(), before, **TOL)
         dims = {
             layer.name: fusion.live_counts(layer.factor_state())
-            for layer in self.dlra._layers
+            for layer in self.dlra.editor.layers
         }
         self.trainer.replace_model(self.dlra.on_epoch_end(self.trainer, 0, {}))
         np.testing.assert_allclose(self.model(x).numpy(), before, **TOL)
@@ -331,7 +331,7 @@ def test_dropout_rate_follows_the_layer_whose_features_it_reads():
     plant_rows(model.get_layer("b"), keep=2, drop=3, ratio=2.0)
     run = Run(model)
     assert run.links() == {"b": "c"}
-    assert run.dlra._initial["dropout"] == {"drop_b": ["b", 0.3]}
+    assert run.dlra.editor.initial["dropout"] == {"drop_b": ["b", 0.3]}
 
     dims = run.fuse_and_rebuild(steps=1)
 
@@ -366,4 +366,4 @@ def test_zoo_models_keep_their_links_fixed_axes_and_dropout_owners(name):
     run = Run(factorize_model(models.build_model(name)))
     assert run.links() == links
     assert run.fixed() == fixed
-    assert run.dlra._initial["dropout"] == owners
+    assert run.dlra.editor.initial["dropout"] == owners
