@@ -1,8 +1,12 @@
 """LC rank selection (Idelbayev & Carreira-Perpinan 2020).
 
-Modules: `c_step` (the C step: SVD, exact rank by enumeration, the L-step
+Pure maths: `c_step` (the C step: SVD, exact rank by enumeration, the L-step
 penalty, multipliers and the mu schedule), `baselines` (the two rank
-heuristics of section 4.1). The C step itself is
+heuristics of section 4.1). Keras wiring: `config` (`LCConfig`),
+`layer_matrices` (a layer's matrix per conv scheme, its rank costs, the
+low-rank net), `callback` (`LC`: C steps between the engine's epochs, and its
+penalty loss term), `run` (`train_lc`: reference, LC, fine-tuning and
+baselines into a work directory). The C step itself is
 `keras_rank.lc.c_step.c_step`: it is not re-exported here, where its name
 would hide the `c_step` module.
 """
@@ -29,8 +33,25 @@ from keras_rank.lc.c_step import (
     stays_dense,
     truncation_errors,
 )
+from keras_rank.lc.callback import LC, LCPenalty
+from keras_rank.lc.config import LCConfig
+from keras_rank.lc.layer_matrices import (
+    LayerSpec,
+    RankChoice,
+    layer_specs,
+    low_rank_model,
+)
+from keras_rank.lc.run import train_lc
 
 __all__ = [
+    "LC",
+    "LCConfig",
+    "LCPenalty",
+    "LayerSpec",
+    "RankChoice",
+    "layer_specs",
+    "low_rank_model",
+    "train_lc",
     "CStepResult",
     "EnergyThreshold",
     "RankSelection",
