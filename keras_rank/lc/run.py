@@ -200,6 +200,7 @@ def _run_lambda(
     lc_config: LCConfig,
     workdir: pathlib.Path,
     reference: keras.Model,
+    reference_summary: dict[str, Any],
     evaluator: _Evaluator,
 ) -> dict[str, Any]:
     """LC, fine-tuning and the baselines for one lambda; writes results.json."""
@@ -234,6 +235,8 @@ def _run_lambda(
     summary.update(
         {
             "lambda": lam,
+            "reference_test_error": reference_summary["test_error"],
+            "reference_time_s": reference_summary["train_time_s"],
             "ranks": lc_results["lc"]["ranks"],
             "lc_steps": len(lc_results["lc"]["steps"]) - 1,
             "lc_time_s": lc_results["train_time_s"],
@@ -313,7 +316,9 @@ def train_lc(
     )
     reference_summary.update(_size(reference_model, costs.model_cost(reference_model)))
     runs = [
-        _run_lambda(lam, config, lc_config, path, reference_model, evaluator)
+        _run_lambda(
+            lam, config, lc_config, path, reference_model, reference_summary, evaluator
+        )
         for lam in lc_config.lambdas
     ]
     plots.plot_error_vs_rho(reference_summary, runs, path / "error_vs_rho.png")
