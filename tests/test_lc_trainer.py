@@ -145,3 +145,15 @@ def test_given_reference_is_not_trained_again(tiny_idx, tmp_path):
         keras.saving.load_model(tmp_path / "ref.keras").get_weights()[0],
         reference.get_weights()[0],
     )
+    # A finished phase is not reused under other settings.
+    again = _run(
+        f"--workdir={tmp_path / 'w'}",
+        f"--data={tiny_idx}",
+        f"--reference={tmp_path / 'ref.keras'}",
+        *TINY,
+        "--lambda=1e-3",
+        "--nobaselines",
+        "--lc_steps=3",
+    )
+    assert again.returncode == 2
+    assert "'lc_steps': 2" in again.stderr and "'lc_steps': 3" in again.stderr

@@ -40,6 +40,7 @@ from keras_rank.lc.layer_matrices import (
 )
 from keras_rank.training import TrainConfig, train_and_evaluate
 from keras_rank.training.engine import Trainer
+from keras_rank.training.run import prepare_workdir
 from keras_rank.training.strategy import make_strategy
 
 
@@ -47,9 +48,22 @@ def _lambda_dir(workdir: pathlib.Path, lam: float) -> pathlib.Path:
     return workdir / f"lambda_{lam:g}"
 
 
-def _finished(path: pathlib.Path) -> dict[str, Any] | None:
+def _run_phase(
+    path: pathlib.Path,
+    config: TrainConfig,
+    method_config: dict[str, Any] | None = None,
+    **run_args: Any,
+) -> dict[str, Any]:
+    """Runs (or resumes) one phase; a finished one is read, not run again.
+
+    A finished phase is only reused when it was run with the same settings:
+    otherwise `prepare_workdir` names the difference.
+    """
+    prepare_workdir(path, config, method_config, write=False)
     results = path / "results.json"
-    return json.loads(results.read_text()) if results.is_file() else None
+    if results.is_file():
+        return json.loads(results.read_text())
+    return train_and_evaluate(config, path, method_config=method_config, **run_args)
 
 
 class _Evaluator:
@@ -106,7 +120,7 @@ def _reference(
             "train_time_s": 0.0,
         }
     path = workdir / "reference"
-    results = _finished(path) or train_and_evaluate(config, path, model=model)
+    results = _run_phase(path, config, model=model)
     loaded = keras.saving.load_model(path / "model.keras", compile=False)
     return loaded, {
         "source": results["model_source"],
@@ -143,10 +157,8 @@ def _finetune(
             "train_loss": None,
             "finetune_time_s": 0.0,
         }
-    results = _finished(path) or train_and_evaluate(
-        dataclasses.replace(config, epochs=lc_config.finetune_epochs),
-        path,
-        model=model,
+    results = _run_phase(
+        path, dataclasses.replace(config, epochs=lc_config.finetune_epochs), model=model
     )
     tuned = keras.saving.load_model(path / "model.keras", compile=False)
     return tuned, {
@@ -217,14 +229,20 @@ def _run_lambda(
             plots.plot_lc_ranks(step_ranks(method.steps), path / "ranks.png")
         return {"lc": {"lambda": lam, "steps": method.steps, "ranks": _ranks(choices)}}
 
-    lc_results = _finished(path / "lc") or train_and_evaluate(
-        dataclasses.replace(config, epochs=lc_config.lc_epochs),
+    lc_results = _run_phase(
         path / "lc",
+        dataclasses.replace(config, epochs=lc_config.lc_epochs),
+        {
+            "lc": {
+                **lc_config.for_lambda(),
+                "lambda": lam,
+                "reference": reference_summary["source"],
+            }
+        },
         model=reference,
         loss_terms=method.loss_terms,
         callbacks=[method],
         report=report,
-        method_config={"lc": {**lc_config.for_lambda(), "lambda": lam}},
     )
     compact = keras.saving.load_model(path / "lc" / "model_lowrank.keras")
     tuned, summary = _finetune(
