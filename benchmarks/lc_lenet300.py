@@ -4,14 +4,15 @@ Idelbayev & Carreira-Perpinan 2020, Table 1, on data/fashion_mnist, one
 command per part (the flags are the defaults, written out):
 
     python benchmarks/lc_lenet300.py --parts lenet300 --epochs 20 \
-        --lambdas 5e-6 1e-5 2e-5 4e-5 --lc_steps 30 --epochs_per_l_step 1 \
+        --lambdas 1e-5 2e-5 3e-5 5e-5 --lc_steps 30 --epochs_per_l_step 1 \
         --finetune_epochs 10 --mu0 5e-4 --mu_growth 1.25 --optimizer sgd \
-        --learning_rate 0.01 --momentum 0.9 --nesterov --baselines --seed 0
+        --learning_rate 0.01 --momentum 0.9 --nesterov \
+        --finetune_learning_rate 0.001 --baselines --seed 0
     python benchmarks/lc_lenet300.py --parts mlp --epochs 30 \
         --mlp_lambdas 1e-6 3e-6 1e-5 --lc_steps 20 --epochs_per_l_step 1 \
         --finetune_epochs 5 --mu0 5e-4 --mu_growth 1.25 --optimizer sgd \
-        --learning_rate 0.01 --momentum 0.9 --nesterov --no-baselines --seed 0 \
-        --dlra_epochs 30
+        --learning_rate 0.01 --momentum 0.9 --nesterov \
+        --finetune_learning_rate 0.01 --no-baselines --seed 0 --dlra_epochs 30
 
 Each part trains its reference with `python -m trainers.baseline` (Adam, the
 trainer's defaults) in <root>/<part>_reference and runs `python -m
@@ -46,7 +47,7 @@ LC_SETTINGS = {
 }
 LENET300_DEFAULTS = {
     "epochs": 20,
-    "lambdas": [5e-6, 1e-5, 2e-5, 4e-5],
+    "lambdas": [1e-5, 2e-5, 3e-5, 5e-5],
     "lc_steps": 30,
     "finetune_epochs": 10,
     "baselines": True,
@@ -59,6 +60,7 @@ MLP_DEFAULTS = {
     "finetune_epochs": 5,
     "baselines": False,
     **LC_SETTINGS,
+    "finetune_learning_rate": 0.01,
 }
 
 # Paper, Table 1, LeNet300 on MNIST: λ ×1e-3, ranks, FLOPs, params, log L,

@@ -3,7 +3,7 @@
     python benchmarks/lc_lenet5.py --epochs 15 --lambda 1e-5 --lc_steps 20 \
         --epochs_per_l_step 1 --finetune_epochs 5 --mu0 5e-4 --mu_growth 1.25 \
         --optimizer sgd --learning_rate 0.01 --momentum 0.9 --nesterov \
-        --no-baselines --seed 0
+        --finetune_learning_rate 0.01 --no-baselines --seed 0
 
 (the defaults, written out). Work directories under --root (an existing run
 is read, not repeated, and a setting left out is read from it):
@@ -30,6 +30,7 @@ DEFAULTS = {
     "baselines": False,
     "seed": 0,
     **lc_common.SGD,
+    "finetune_learning_rate": 0.01,
 }
 LAMBDA = 1e-5
 

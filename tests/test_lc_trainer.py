@@ -29,7 +29,11 @@ TINY = [
 
 def test_lc_trainer_writes_results_models_and_plots(tiny_idx, tmp_path):
     result = _run(
-        f"--workdir={tmp_path}", f"--data={tiny_idx}", *TINY, "--lambda=1e-5,1e-4"
+        f"--workdir={tmp_path}",
+        f"--data={tiny_idx}",
+        *TINY,
+        "--lambda=1e-5,1e-4",
+        "--finetune_learning_rate=0.002",
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "results.json").read_text())
@@ -53,6 +57,9 @@ def test_lc_trainer_writes_results_models_and_plots(tiny_idx, tmp_path):
             # The baselines are matched to LC's cost: never above it.
             assert run["baselines"][name]["flops"] <= run["flops"]
         assert (folder / "ranks.png").stat().st_size > 0
+        for phase, rate in (("lc", 0.001), ("finetune", 0.002), ("baseline1", 0.002)):
+            config = json.loads((folder / phase / "config.json").read_text())
+            assert config["learning_rate"] == rate
     assert (tmp_path / "error_vs_rho.png").stat().st_size > 0
 
 
@@ -100,6 +107,7 @@ def _mismatched_reference(path):
         (["--mu0=0"], ["mu0 > 0", "mu0=0"]),
         (["--mu_growth=1"], ["mu_growth > 1", "mu_growth=1"]),
         (["--conv_scheme=3"], ["conv_scheme", "3", "1, 2"]),
+        (["--finetune_learning_rate=0"], ["finetune_learning_rate > 0"]),
         (["--reference=missing.keras"], ["reference='missing.keras'", "no such"]),
         (["--reference=MISMATCH"], ["reference=", "does not fit the data"]),
     ],

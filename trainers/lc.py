@@ -34,6 +34,9 @@ flags.DEFINE_integer("epochs_per_l_step", 1, "Epochs of one L step.")
 flags.DEFINE_float("tolerance", 1e-3, "Stop once ||W - Theta|| / ||W|| is below.")
 flags.DEFINE_integer("min_rank", 1, "Lowest rank a layer may take (0 allowed).")
 flags.DEFINE_integer("finetune_epochs", 10, "Epochs of the low-rank net's training.")
+flags.DEFINE_float(
+    "finetune_learning_rate", None, "Its learning rate; default --learning_rate."
+)
 flags.DEFINE_bool("baselines", True, "Also run both heuristic baselines.")
 
 
@@ -65,6 +68,7 @@ def main(argv: list[str]) -> None:
             tolerance=f.tolerance,
             min_rank=f.min_rank,
             finetune_epochs=f.finetune_epochs,
+            finetune_learning_rate=f.finetune_learning_rate,
             baselines=f.baselines,
         )
         train_lc(

@@ -38,6 +38,9 @@ class LCConfig:
             default 1 keeps every layer connected.
         finetune_epochs: Epochs of training of the low-rank net once the
             ranks are fixed, >= 0.
+        finetune_learning_rate: Initial learning rate of that training,
+            > 0; None keeps the run's. A smaller rate than the L steps' keeps
+            fine-tuning from undoing what LC found (BUILD_NOTES.md).
         baselines: Also run the two heuristic baselines of section 4.1 at
             each lambda's cost, each fine-tuned like the LC net.
     """
@@ -52,6 +55,7 @@ class LCConfig:
     tolerance: float = 1e-3
     min_rank: int = 1
     finetune_epochs: int = 10
+    finetune_learning_rate: float | None = None
     baselines: bool = True
 
     def __post_init__(self):
@@ -81,6 +85,12 @@ class LCConfig:
         _check_at_least("epochs_per_l_step", self.epochs_per_l_step, 1)
         _check_at_least("min_rank", self.min_rank, 0)
         _check_at_least("finetune_epochs", self.finetune_epochs, 0)
+        rate = self.finetune_learning_rate
+        if rate is not None and not (isinstance(rate, (int, float)) and rate > 0):
+            raise ConfigError(
+                "Expected finetune_learning_rate > 0. "
+                f"Received: finetune_learning_rate={rate!r}"
+            )
 
     @property
     def lc_epochs(self) -> int:
@@ -91,8 +101,18 @@ class LCConfig:
         """The penalty parameter mu_j = mu0 b^j of LC step `step` (0-based)."""
         return mu_schedule(self.mu0, self.mu_growth, step)
 
-    def for_lambda(self) -> dict:
-        """The settings shared by every lambda's run (saved with each run)."""
+    def lc_phase_settings(self) -> dict:
+        """The settings the L and C steps depend on (saved with each LC phase).
+
+        Fine-tuning and baseline settings are left out, so changing them
+        reuses a finished LC phase.
+        """
         settings = dataclasses.asdict(self)
-        del settings["lambdas"]
+        for name in (
+            "lambdas",
+            "finetune_epochs",
+            "finetune_learning_rate",
+            "baselines",
+        ):
+            del settings[name]
         return settings

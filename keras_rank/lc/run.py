@@ -157,9 +157,10 @@ def _finetune(
             "train_loss": None,
             "finetune_time_s": 0.0,
         }
-    results = _run_phase(
-        path, dataclasses.replace(config, epochs=lc_config.finetune_epochs), model=model
-    )
+    settings = {"epochs": lc_config.finetune_epochs}
+    if lc_config.finetune_learning_rate is not None:
+        settings["learning_rate"] = lc_config.finetune_learning_rate
+    results = _run_phase(path, dataclasses.replace(config, **settings), model=model)
     tuned = keras.saving.load_model(path / "model.keras", compile=False)
     return tuned, {
         **_size(tuned, reference_cost),
@@ -234,7 +235,7 @@ def _run_lambda(
         dataclasses.replace(config, epochs=lc_config.lc_epochs),
         {
             "lc": {
-                **lc_config.for_lambda(),
+                **lc_config.lc_phase_settings(),
                 "lambda": lam,
                 "reference": reference_summary["source"],
             }
@@ -316,7 +317,8 @@ def train_lc(
     Args:
         config: Training settings shared by every phase (`epochs` is the
             reference's; the LC phase trains `lc_config.lc_epochs` epochs and
-            fine-tuning `lc_config.finetune_epochs`).
+            fine-tuning `lc_config.finetune_epochs`, at
+            `lc_config.finetune_learning_rate` if set).
         lc_config: The LC hyperparameters and the lambdas.
         workdir: Work directory (see the module docstring).
         model: The model to train as the reference; None uses `config`'s.
