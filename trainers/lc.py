@@ -1,7 +1,8 @@
 r"""Learns each layer's rank with the LC algorithm (Idelbayev & Carreira-Perpinan 2020).
 
     python -m trainers.lc --model=lenet300_tanh --epochs=30 \
-        --lambda=1e-4,5e-4 --workdir=runs/lc
+        --optimizer=sgd --momentum=0.9 --nesterov --learning_rate=0.01 \
+        --finetune_learning_rate=0.001 --lambda=2e-5,5e-5 --workdir=runs/lc
 
 Trains the reference net (--epochs) in the work directory unless --reference
 names a trained .keras file, then for every --lambda runs --lc_steps L steps
@@ -23,7 +24,7 @@ flags.DEFINE_string(
     "reference", None, "A trained .keras reference net; if absent, one is trained."
 )
 flags.DEFINE_list(
-    "lambda", ["1e-3"], "Weights lambda of the cost, comma-separated: one run each."
+    "lambda", ["2e-5"], "Weights lambda of the cost, comma-separated: one run each."
 )
 flags.DEFINE_enum("criterion", "flops", list(CRITERIA), "The cost C(r) of the ranks.")
 flags.DEFINE_integer("conv_scheme", 1, "Conv2D low-rank scheme: 1 or 2.")

@@ -45,7 +45,7 @@ class LCConfig:
             each lambda's cost, each fine-tuned like the LC net.
     """
 
-    lambdas: tuple[float, ...] = (1e-3,)
+    lambdas: tuple[float, ...] = (2e-5,)
     criterion: str = "flops"
     conv_scheme: int = 1
     mu0: float = 5e-4
