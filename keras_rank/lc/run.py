@@ -67,7 +67,7 @@ def _run_phase(
 
 
 class _Evaluator:
-    """Test loss and accuracy of models that are not being trained."""
+    """Test error of models outside a training phase (e.g. before fine-tuning)."""
 
     def __init__(self, config: TrainConfig):
         self._config = config
