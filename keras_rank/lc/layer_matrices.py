@@ -19,6 +19,7 @@ from keras_rank.layers.low_rank_conv import (
     conv2d_rank_costs,
     conv_kernel_as_matrix,
     conv_kernel_from_matrix,
+    conv_matrix_shape,
 )
 from keras_rank.layers.low_rank_dense import dense_rank_costs
 
@@ -90,16 +91,19 @@ def layer_spec(layer: keras.layers.Layer, criterion: str, scheme: int) -> LayerS
         alpha, dense = rank_costs.macs_per_rank, rank_costs.dense_macs
     else:
         alpha, dense = rank_costs.params_per_rank, rank_costs.dense_params
-    spec = LayerSpec(
+    kernel_shape = tuple(layer.kernel.shape)
+    if layer_scheme is None:
+        rows, cols = kernel_shape
+    else:
+        rows, cols = conv_matrix_shape(kernel_shape, layer_scheme)
+    return LayerSpec(
         name=layer.name,
         scheme=layer_scheme,
-        kernel_shape=tuple(layer.kernel.shape),
-        max_rank=0,
+        kernel_shape=kernel_shape,
+        max_rank=min(rows, cols),
         alpha=float(alpha),
         dense_cost=float(dense),
     )
-    rows, cols = spec.matrix(layer.kernel).shape
-    return dataclasses.replace(spec, max_rank=min(rows, cols))
 
 
 def layer_specs(model: keras.Model, criterion: str, scheme: int) -> list[LayerSpec]:
