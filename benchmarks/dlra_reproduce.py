@@ -51,22 +51,43 @@ def run(root: pathlib.Path, name: str, flags: list[str]) -> dict:
     return json.loads(results.read_text())
 
 
-def _params(results: dict) -> int:
-    return results["dlra"]["params_after"] if "dlra" in results else results["params"]
+def _sizes(results: dict) -> tuple[dict, dict]:
+    """(deployable, method's own) sizes before and after: params and FLOPs.
+
+    Deployable: the plain exported model (results["deployable"]); own: DLRA's
+    count of W' (the paper's), equal to the deployable one without DLRA.
+    """
+    keys = ("params", "flops_mac1", "flops_mac2")
+    after = {key: results[key] for key in keys}
+    if "dlra" not in results:
+        return (after, after), (after, after)
+    dlra = results["dlra"]
+    own = ({key: dlra[f"{key}_before"] for key in keys}, after)
+    return (dlra["deployable_before"], results["deployable"]), own
+
+
+def _cell(runs: list[dict], value, digits: int = 3) -> str:
+    """Mean of `value(before, after)` over runs, deployable first, W' in brackets."""
+    deployable = statistics.mean(value(*_sizes(r)[0]) for r in runs)
+    own = statistics.mean(value(*_sizes(r)[1]) for r in runs)
+    if round(deployable, digits) == round(own, digits):
+        return f"{deployable:.{digits}f}"
+    return f"{deployable:.{digits}f} ({own:.{digits}f})"
 
 
 def _row(name: str, runs: list[dict]) -> str:
     accuracy = [100 * r["test_accuracy"] for r in runs]
     std = statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0
-    first = runs[0]
-    base_params = first["dlra"]["params_before"] if "dlra" in first else first["params"]
-    compression = [100 * (1 - _params(r) / base_params) for r in runs]
+    compression = _cell(
+        runs, lambda before, after: 100 * (1 - after["params"] / before["params"]), 2
+    )
+    millions = [
+        _cell(runs, lambda _, after, key=key: after[key] / 1e6)
+        for key in ("params", "flops_mac1", "flops_mac2")
+    ]
     return (
         f"| {name} | {statistics.mean(accuracy):.2f} +- {std:.2f} "
-        f"| {statistics.mean(compression):.2f} "
-        f"| {statistics.mean(_params(r) for r in runs) / 1e6:.3f} M "
-        f"| {statistics.mean(r['flops_mac1'] for r in runs) / 1e6:.3f} M "
-        f"| {statistics.mean(r['flops_mac2'] for r in runs) / 1e6:.3f} M |"
+        f"| {compression} | " + " | ".join(f"{cell} M" for cell in millions) + " |"
     )
 
 
@@ -80,8 +101,9 @@ def _first_epoch_reaching(history: list[dict], target: float) -> int | None:
 PARTS = ("mlp", "sweep", "lenet5")
 LAMBDA1_SWEEP = (0.1, 1, 10, 20, 40)
 HEADER = (
-    "| configuration | test accuracy % (mean +- std) | compression % | params "
-    "| FLOPs (1/MAC) | FLOPs (2/MAC) |\n|---|---|---|---|---|---|"
+    "| configuration | test accuracy % (mean +- std) | compression %: deployable "
+    "(W') | params: deployable (W') | FLOPs (1/MAC): deployable (W') "
+    "| FLOPs (2/MAC): deployable (W') |\n|---|---|---|---|---|---|"
 )
 
 
@@ -130,7 +152,7 @@ def sweep_table(root: pathlib.Path, epochs: int, seed: int) -> list[str]:
     lines = [
         f"### lambda1 sweep (seed {seed}, {epochs} epochs)",
         "",
-        "| lambda1 | compression % | test accuracy % |",
+        "| lambda1 | compression % (W') | test accuracy % |",
         "|---|---|---|",
     ]
     for lam in LAMBDA1_SWEEP:

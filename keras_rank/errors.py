@@ -15,3 +15,19 @@ class ConfigError(KerasRankError, ValueError):
 
 class DataError(KerasRankError, ValueError):
     """A dataset or checkpoint cannot be read: missing, malformed or mismatched."""
+
+
+class ExportError(KerasRankError, ValueError):
+    """A model cannot be exported as asked: an op or layer a phone runtime lacks."""
+
+
+def check_at_least(name: str, value: object, minimum: int) -> None:
+    """Raises `ConfigError` unless `value` is an integer (not a bool) >= `minimum`.
+
+    Args:
+        name: The argument's name, for the message.
+        value: The received value.
+        minimum: The smallest allowed value.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"Expected {name} >= {minimum}. Received: {name}={value!r}")

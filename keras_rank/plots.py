@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 
 def _save(figure, path: pathlib.Path) -> pathlib.Path:
@@ -34,17 +35,47 @@ def plot_curves(
 
 
 def plot_compression(
-    history: Sequence[dict[str, float]], path: pathlib.Path
+    history: Sequence[dict[str, float]],
+    path: pathlib.Path,
+    *,
+    deployable_compression: float | None = None,
 ) -> pathlib.Path:
-    """Plots the share of parameters removed after each epoch."""
-    figure, axis = plt.subplots(figsize=(5, 4))
+    """Plots the share of parameters DLRA removed after each epoch.
+
+    The curve is DLRA's own count (``compression`` of each epoch's logs: the
+    factorized W', as the paper counts). The plain exported model holds more
+    parameters than W' when fused column groups remain, since its plain layers
+    keep them at full width; its share removed at the end of the run is drawn
+    as one labelled point.
+
+    Args:
+        history: The trainer's per-epoch logs.
+        path: The PNG to write.
+        deployable_compression: Share of parameters the plain exported model
+            has removed (against the plain model before training); None draws
+            the curve only.
+    """
+    epochs = [h["epoch"] for h in history]
+    figure, axis = plt.subplots(figsize=(6, 4))
     axis.plot(
-        [h["epoch"] for h in history],
+        epochs,
         [100 * h.get("compression", 0.0) for h in history],
         marker="o",
+        label="factorized W' (DLRA's and the paper's count)",
     )
+    if deployable_compression is not None:
+        axis.plot(
+            epochs[-1:],
+            [100 * deployable_compression],
+            marker="*",
+            markersize=12,
+            linestyle="none",
+            label="plain exported model (deployable): fused column\n"
+            "groups keep their full width in plain layers",
+        )
     axis.set_xlabel("epoch")
     axis.set_ylabel("compression (% of parameters removed)")
+    axis.legend(fontsize="small")
     return _save(figure, path)
 
 
@@ -105,4 +136,56 @@ def plot_error_vs_rho(
     axis.set_xlabel("rho_FLOPs (reference FLOPs / compressed FLOPs)")
     axis.set_ylabel("test error (%)")
     axis.legend()
+    return _save(figure, path)
+
+
+def plot_export_points(
+    points: Sequence[dict[str, Any]], path: pathlib.Path
+) -> pathlib.Path:
+    """Plots exported files' test accuracy against file size and latency.
+
+    Args:
+        points: One dict per file: "model", "format", "size_kb",
+            "latency_us" (or None) and "accuracy_pct".
+        path: The PNG to write.
+    """
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    models = list(dict.fromkeys(point["model"] for point in points))
+    formats = list(dict.fromkeys(point["format"] for point in points))
+    markers = "osD^vP*X"
+    for axis, key, label in (
+        (axes[0], "size_kb", "file size (KB, log scale)"),
+        (axes[1], "latency_us", "median latency, 1 thread, batch 1 (µs, log scale)"),
+    ):
+        for point in points:
+            if point[key] is None:
+                continue
+            axis.scatter(
+                point[key],
+                point["accuracy_pct"],
+                color=f"C{models.index(point['model'])}",
+                marker=markers[formats.index(point["format"]) % len(markers)],
+            )
+        axis.set_xscale("log")
+        axis.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
+        axis.set_xlabel(label)
+        axis.set_ylabel("test accuracy of the file (%)")
+        axis.grid(alpha=0.3)
+    handles = [
+        plt.Line2D([], [], color=f"C{index}", marker="o", linestyle="", label=name)
+        for index, name in enumerate(models)
+    ] + [
+        plt.Line2D(
+            [],
+            [],
+            color="gray",
+            marker=markers[index % len(markers)],
+            linestyle="",
+            label=fmt,
+        )
+        for index, fmt in enumerate(formats)
+    ]
+    axes[1].legend(handles=handles, fontsize="small", loc="best")
     return _save(figure, path)

@@ -1,5 +1,6 @@
 """RaRe + DLRA on the engine: fusion, rebuild, resume, compact export."""
 
+import dataclasses
 import functools
 
 import keras
@@ -7,8 +8,9 @@ import numpy as np
 import pytest
 from trainer_runs import run as run_trainer
 
+from keras_rank import costs
 from keras_rank.dlra import DLRA, DLRAConfig, axis_vectors, fusion, rare
-from keras_rank.dlra.run import train_dlra
+from keras_rank.dlra.run import WHY_SIZES_DIFFER, summary_table, train_dlra
 from keras_rank.errors import ConfigError
 from keras_rank.factorize import factorize_model, to_plain_model
 from keras_rank.layers import FactorizedDense
@@ -198,6 +200,81 @@ def test_train_dlra_compresses_and_exports_an_equivalent_plain_model(
     np.testing.assert_allclose(
         compact(images), factorized(images), rtol=1e-4, atol=1e-4
     )
+
+
+_SIZES = ("params", "flops_mac1", "flops_mac2")
+
+
+def test_deployable_size_counts_the_saved_compact_model_not_w_prime(
+    tiny_idx, tmp_path, capsys
+):
+    config = dataclasses.replace(_config(tiny_idx, 1, model="lenet300"), verbose=2)
+    results = train_dlra(config, _LOOSE, tmp_path)
+
+    compact = keras.saving.load_model(tmp_path / "model_compact.keras")
+    cost = costs.model_cost(compact)
+    deployable = results["deployable"]
+    assert deployable == {
+        "params": cost.params,
+        "flops_mac1": cost.flops_mac1,
+        "flops_mac2": cost.flops_mac2,
+        "counted_from": "plain Keras layers of the exported model",
+    }
+    # Loose thresholds fuse column groups, which plain layers keep at full width.
+    assert any(
+        compact.get_layer(layer["layer"]).kernel.shape[0] > layer["input"]
+        for layer in results["dlra"]["layers"]
+    )
+    assert deployable["params"] > results["params"] == results["dlra"]["params_after"]
+    compact_entry = results["dlra"]["compact_model"]
+    assert {key: compact_entry[key] for key in _SIZES} == {
+        key: deployable[key] for key in _SIZES
+    }
+    assert results["dlra"]["deployable_before"] == {
+        "params": 266_610,
+        "flops_mac1": 266_200,
+        "flops_mac2": 532_400,
+    }
+    printed = capsys.readouterr().out
+    assert (
+        f"params {results['params']:,} (method's count), "
+        f"{deployable['params']:,} deployable (plain exported model)"
+    ) in printed
+    assert f"deployable != W': {WHY_SIZES_DIFFER}" in printed
+
+
+def _summary_results(deployable_params):
+    sizes = {"params": 100, "flops_mac1": 90, "flops_mac2": 180}
+    return {
+        "test_accuracy": 0.5,
+        "deployable": {**sizes, "params": deployable_params},
+        "dlra": {
+            **{f"{key}_before": 2 * value for key, value in sizes.items()},
+            **{f"{key}_after": value for key, value in sizes.items()},
+            "deployable_before": {key: 2 * value for key, value in sizes.items()},
+            "compact_model": {"max_abs_diff": 1e-7},
+            "layers": [{"layer": "d1", "input": 4, "output": 3, "features": 3}],
+            "left_as_is": [],
+        },
+    }
+
+
+def test_summary_labels_both_sizes_and_says_why_only_when_they_differ():
+    differing = summary_table(_summary_results(deployable_params=120)).splitlines()
+    assert any(
+        line.startswith("parameters (factorized W', paper's count)")
+        and line.endswith("200 -> 100  (50.00 % removed)")
+        for line in differing
+    )
+    assert any(
+        line.startswith("deployable (plain exported model)")
+        and line.endswith("200 -> 120  (40.00 % removed)")
+        for line in differing
+    )
+    assert f"deployable != W': {WHY_SIZES_DIFFER}" in differing
+    equal = summary_table(_summary_results(deployable_params=100))
+    assert "deployable (plain exported model)" in equal
+    assert WHY_SIZES_DIFFER not in equal
 
 
 def test_resume_across_a_rebuild_matches_an_uninterrupted_run(tiny_idx, tmp_path):

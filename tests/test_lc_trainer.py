@@ -53,6 +53,11 @@ def test_lc_trainer_writes_results_models_and_plots(tiny_idx, tmp_path):
             "Dense",
         }
         assert costs.model_cost(plain).flops_mac1 == run["flops"]
+        # LC's own count is the plain exported model's; the fine-tuning phase
+        # (a low-rank net) reports the same as its deployable size.
+        assert costs.model_cost(plain).params == run["params"]
+        tuned = json.loads((folder / "finetune" / "results.json").read_text())
+        assert tuned["params"] == tuned["deployable"]["params"] == run["params"]
         for name in ("baseline1", "baseline2"):
             # The baselines are matched to LC's cost: never above it.
             assert run["baselines"][name]["flops"] <= run["flops"]

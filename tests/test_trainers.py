@@ -26,6 +26,13 @@ def test_train_and_evaluate_learns_and_writes_results(tiny_idx, tmp_path):
     assert saved["params"] == 266_610
     assert saved["flops_mac1"] == 784 * 300 + 300 * 100 + 100 * 10
     assert saved["flops_mac2"] == 2 * saved["flops_mac1"]
+    # A plain model is its own deployable form: both counts agree.
+    assert saved["deployable"] == {
+        "params": saved["params"],
+        "flops_mac1": saved["flops_mac1"],
+        "flops_mac2": saved["flops_mac2"],
+        "counted_from": "plain Keras layers of the exported model",
+    }
     assert [h["epoch"] for h in saved["history"]] == [1, 2]
     assert saved["history"][1]["loss"] < saved["history"][0]["loss"]
     assert saved["test_accuracy"] == results["test_accuracy"] > 0.5

@@ -2,8 +2,12 @@
 
 On top of `train_and_evaluate`'s outputs the work directory gets
 `model_compact.keras` (the trained model rebuilt from plain Dense/Conv2D
-layers of the compact sizes), `curves.png`, `compression.png`,
-`layer_dims.png`, and a `dlra` section in results.json.
+layers of the compact sizes: its deployable form), `curves.png`,
+`compression.png`, `layer_dims.png`, and a `dlra` section in results.json.
+
+DLRA's own size (`params`, `dlra.params_after`) counts the factorized W', as
+the paper does; `deployable` counts model_compact.keras, which can hold more
+(`WHY_SIZES_DIFFER`).
 """
 
 import dataclasses
@@ -14,31 +18,51 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_rank import costs, factorize, plots
+from keras_rank import factorize, plots
+from keras_rank.deployable import deployable_size
 from keras_rank.dlra.callback import DLRA, DLRAConfig
 from keras_rank.training import TrainConfig, train_and_evaluate
+from keras_rank.training.run import Deployable
+
+WHY_SIZES_DIFFER = (
+    "a plain Dense/Conv2D layer has a weight for every input feature it reads "
+    "and every output feature it writes: column groups fused in W' (inputs "
+    "summed by Q) and fused rows whose activations are not shared (copied by P) "
+    "take their full width there"
+)
+_SIZE_KEYS = ("params", "flops_mac1", "flops_mac2")
 
 
 def summary_table(results: dict[str, Any]) -> str:
-    """Returns the end-of-run summary: accuracy, sizes and per-layer dims."""
+    """Returns the end-of-run summary: accuracy, sizes and per-layer dims.
+
+    Sizes are given twice, labelled: as DLRA counts them (the factorized W',
+    the paper's count) and as the plain exported model holds them
+    (`results["deployable"]`, what ships), with the reason when they differ.
+    """
     dlra = results["dlra"]
-    compact = dlra["compact_model"]
-
-    def change(key: str) -> str:
-        return f"{dlra[key + '_before']:,} -> {dlra[key + '_after']:,}"
-
-    lines = [
-        f"test accuracy               {results['test_accuracy']:.4f}",
-        f"parameters (factorized W')  {change('params')}"
-        f"  ({100 * dlra['compression']:.2f} % removed)",
-        f"FLOPs (1/MAC)               {change('flops_mac1')}",
-        f"FLOPs (2/MAC)               {change('flops_mac2')}",
-        f"compact plain model         {compact['params']:,} parameters, "
-        f"{compact['flops_mac2']:,} FLOPs (2/MAC), outputs within "
-        f"{compact['max_abs_diff']:.2g} of the factorized model's",
-        "",
-        f"{'layer':<16}{'input':>8}{'output':>8}{'feat.':>8}",
-    ]
+    factorized_before = {key: dlra[f"{key}_before"] for key in _SIZE_KEYS}
+    factorized_after = {key: dlra[f"{key}_after"] for key in _SIZE_KEYS}
+    lines = [f"{'test accuracy':<44}{results['test_accuracy']:.4f}"]
+    lines += _size_rows(
+        "parameters (factorized W', paper's count)",
+        "factorized model",
+        factorized_before,
+        factorized_after,
+    )
+    lines += _size_rows(
+        "deployable (plain exported model)",
+        "plain exported model",
+        dlra["deployable_before"],
+        results["deployable"],
+    )
+    lines.append(
+        "model_compact.keras (plain): outputs within "
+        f"{dlra['compact_model']['max_abs_diff']:.2g} of the factorized model's"
+    )
+    if results["deployable"]["params"] != dlra["params_after"]:
+        lines.append(f"deployable != W': {WHY_SIZES_DIFFER}")
+    lines += ["", f"{'layer':<16}{'input':>8}{'output':>8}{'feat.':>8}"]
     for layer in dlra["layers"]:
         lines.append(
             f"{layer['layer']:<16}{layer['input']:>8}{layer['output']:>8}"
@@ -46,6 +70,24 @@ def summary_table(results: dict[str, Any]) -> str:
         )
     lines.extend(_left_as_is_lines(dlra["left_as_is"]))
     return "\n".join(lines)
+
+
+def _size_rows(
+    params_label: str, flops_of: str, before: dict[str, int], after: dict[str, int]
+) -> list[str]:
+    """Three summary rows: parameters (with % removed) and both FLOP counts."""
+    removed = 100 * (1 - after["params"] / before["params"])
+    labels = (
+        params_label,
+        f"FLOPs (1/MAC), {flops_of}",
+        f"FLOPs (2/MAC), {flops_of}",
+    )
+    rows = [
+        f"{label:<44}{before[key]:,} -> {after[key]:,}"
+        for label, key in zip(labels, _SIZE_KEYS, strict=True)
+    ]
+    rows[0] += f"  ({removed:.2f} % removed)"
+    return rows
 
 
 def _left_as_is_lines(left: list[dict[str, str]]) -> list[str]:
@@ -56,21 +98,20 @@ def _left_as_is_lines(left: list[dict[str, str]]) -> list[str]:
     ]
 
 
-def compact_model_report(model: keras.Model, compact: keras.Model) -> dict[str, Any]:
+def compact_model_report(model: keras.Model, deployable: Deployable) -> dict[str, Any]:
     """Returns the compact plain model's sizes and its distance to `model`.
 
-    The distance is the largest absolute difference of the two models'
-    outputs on 32 seeded uniform inputs in [0, 1) (inference mode).
+    The sizes are the deployable ones (``results["deployable"]``), repeated
+    here for readers of this entry. The distance is the largest absolute
+    difference of the two models' outputs on 32 seeded uniform inputs in
+    [0, 1) (inference mode).
     """
     shape = (32, *model.inputs[0].shape[1:])
     inputs = np.random.default_rng(0).random(shape, dtype=np.float32)
     outputs = keras.ops.convert_to_numpy(model(inputs, training=False))
-    plain = keras.ops.convert_to_numpy(compact(inputs, training=False))
-    cost = costs.model_cost(compact)
+    plain = keras.ops.convert_to_numpy(deployable.model(inputs, training=False))
     return {
-        "params": cost.params,
-        "flops_mac1": cost.flops_mac1,
-        "flops_mac2": cost.flops_mac2,
+        **{key: deployable.size[key] for key in _SIZE_KEYS},
         "max_abs_diff": float(np.max(np.abs(outputs - plain))),
     }
 
@@ -97,28 +138,38 @@ def train_dlra(
     factorized = dlra_config.factorizes
     path = pathlib.Path(workdir)
     left_as_is: list[dict[str, str]] = []
+    deployable_before: dict[str, int] = {}
 
     def prepare_model(base: keras.Model) -> keras.Model:
+        # Runs on every start, resumed or not: the base model is rebuilt.
         left_as_is[:] = factorize.layers_left_as_is(base)
+        deployable_before.update(deployable_size(base))
         if config.verbose and left_as_is:
             print("\n".join(_left_as_is_lines(left_as_is)[1:]))
         return factorize.factorize_model(
             base, frobenius_norm=dlra_config.frobenius_norm
         )
 
-    def report(trainer) -> dict[str, Any]:
+    def report(trainer, deployable: Deployable) -> dict[str, Any]:
         # Runs on every worker; only the chief writes files.
         if trainer.is_chief:
             plots.plot_curves(trainer.history, path / "curves.png")
         if not factorized:
             return {}
         entries = method.report(trainer)
-        compact = factorize.to_plain_model(trainer.model)
-        entries["dlra"]["compact_model"] = compact_model_report(trainer.model, compact)
+        entries["dlra"]["compact_model"] = compact_model_report(
+            trainer.model, deployable
+        )
         entries["dlra"]["left_as_is"] = left_as_is
+        entries["dlra"]["deployable_before"] = deployable_before
         if trainer.is_chief:
-            compact.save(path / "model_compact.keras")
-            plots.plot_compression(trainer.history, path / "compression.png")
+            deployable.model.save(path / "model_compact.keras")
+            plots.plot_compression(
+                trainer.history,
+                path / "compression.png",
+                deployable_compression=1
+                - deployable.size["params"] / deployable_before["params"],
+            )
             plots.plot_layer_dims(entries["dlra"]["layers"], path / "layer_dims.png")
         return entries
 

@@ -2,16 +2,11 @@
 
 import dataclasses
 
-from keras_rank.errors import ConfigError
+from keras_rank.errors import ConfigError, check_at_least
 from keras_rank.lc.c_step import check_lc_hyperparameters, mu_schedule
 
 CRITERIA = ("flops", "storage")
 SCHEMES = (1, 2)
-
-
-def _check_at_least(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"Expected {name} >= {minimum}. Received: {name}={value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,10 +76,10 @@ class LCConfig:
             raise ConfigError(
                 f"Expected tolerance > 0. Received: tolerance={self.tolerance}"
             )
-        _check_at_least("lc_steps", self.lc_steps, 1)
-        _check_at_least("epochs_per_l_step", self.epochs_per_l_step, 1)
-        _check_at_least("min_rank", self.min_rank, 0)
-        _check_at_least("finetune_epochs", self.finetune_epochs, 0)
+        check_at_least("lc_steps", self.lc_steps, 1)
+        check_at_least("epochs_per_l_step", self.epochs_per_l_step, 1)
+        check_at_least("min_rank", self.min_rank, 0)
+        check_at_least("finetune_epochs", self.finetune_epochs, 0)
         rate = self.finetune_learning_rate
         if rate is not None and not (isinstance(rate, (int, float)) and rate > 0):
             raise ConfigError(

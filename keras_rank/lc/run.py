@@ -222,7 +222,9 @@ def _run_lambda(
     specs = layer_specs(reference, lc_config.criterion, lc_config.conv_scheme)
     method = LC(lc_config, lam, verbose=config.verbose)
 
-    def report(trainer) -> dict[str, Any]:
+    def report(trainer, _deployable) -> dict[str, Any]:
+        # The phase trains the full-rank net (its own deployable form); what
+        # LC ships is the low-rank net built here, fine-tuned in `finetune/`.
         choices = method.choices()
         compact = low_rank_model(trainer.model, specs, choices)
         if trainer.is_chief:

@@ -7,6 +7,12 @@ Work directory layout::
     tensorboard/       train/ and validation/ scalars per epoch
     model.keras        the final model
     results.json       test metrics, parameters, FLOPs, history, wall time
+
+results.json holds two sizes: ``params`` / ``flops_*`` are the trained
+model's own count (for DLRA the factorized W', the paper's count), and
+``deployable`` is the count of the same function written with plain Keras
+layers only, as it ships (`keras_rank.deployable`). They differ when
+a method's layers hold fewer weights than the plain layers that express them.
 """
 
 import dataclasses
@@ -22,6 +28,7 @@ import tensorflow as tf
 
 from keras_rank import costs, models, user_models
 from keras_rank import data as data_lib
+from keras_rank.deployable import deployable_model, deployable_size
 from keras_rank.errors import ConfigError
 from keras_rank.training import optimizers
 from keras_rank.training.config import TrainConfig
@@ -29,8 +36,34 @@ from keras_rank.training.engine import Trainer
 from keras_rank.training.hooks import Callback, GradientTransform, LossTerm
 from keras_rank.training.strategy import is_chief, make_strategy
 from keras_rank.training.task_loss import resolve_task_loss
+from keras_rank.workdirs import make_writable_folder
 
 ModelTransform = Callable[[keras.Model], keras.Model]
+
+DEPLOYABLE_COUNTED_FROM = "plain Keras layers of the exported model"
+
+
+@dataclasses.dataclass(frozen=True)
+class Deployable:
+    """The trained model as it ships, and its size.
+
+    Attributes:
+        model: `deployable_model(trainer.model)`: plain Keras layers only
+            (the trained model itself when it has no others).
+        size: Its ``params``, ``flops_mac1``, ``flops_mac2`` and
+            ``counted_from``: the ``deployable`` entry of results.json.
+    """
+
+    model: keras.Model
+    size: dict[str, Any]
+
+    @classmethod
+    def of(cls, model: keras.Model) -> "Deployable":
+        """Returns the deployable form of `model`, built once, and its size."""
+        plain = deployable_model(model)
+        return cls(
+            plain, {**deployable_size(plain), "counted_from": DEPLOYABLE_COUNTED_FROM}
+        )
 
 
 def initial_model(
@@ -93,17 +126,8 @@ def prepare_workdir(
     Raises:
         ConfigError: The folder cannot be written, or holds another run.
     """
-    path = pathlib.Path(workdir)
-    try:
-        if write:  # the other workers of a cluster only read the folder
-            path.mkdir(parents=True, exist_ok=True)
-            probe = path / f".write_probe.{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
-    except OSError as error:
-        raise ConfigError(
-            f"workdir '{workdir}' is not a writable folder: {error.strerror or error}."
-        ) from error
+    # The other workers of a cluster only read the folder.
+    path = make_writable_folder(workdir) if write else pathlib.Path(workdir)
     saved = path / "config.json"
     current = {**config.to_dict(), "method": method_config}
     if saved.is_file():
@@ -132,7 +156,7 @@ def train_and_evaluate(
     loss_terms: Sequence[LossTerm] = (),
     gradient_transforms: Sequence[GradientTransform] = (),
     callbacks: Sequence[Callback] = (),
-    report: Callable[[Trainer], dict[str, Any]] | None = None,
+    report: Callable[[Trainer, Deployable], dict[str, Any]] | None = None,
     method_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Trains a model as `config` says, resuming from `workdir` if possible.
@@ -148,8 +172,9 @@ def train_and_evaluate(
         loss_terms: Extra loss terms for the train step.
         gradient_transforms: Gradient transforms for the train step.
         callbacks: Engine callbacks.
-        report: Returns method-specific entries added to the results (called
-            after training, before results.json is written).
+        report: Returns method-specific entries added to the results; called
+            after training, before results.json is written, with the trainer
+            and the trained model's `Deployable` form (built once, here).
         method_config: The method's own settings, saved in config.json and
             checked on resume like `config`.
 
@@ -209,6 +234,7 @@ def train_and_evaluate(
     start = time.perf_counter()
     test = trainer.evaluate(splits.test, batch_size=max(config.batch_size, 256))
     cost = costs.model_cost(trainer.model)
+    deployable = Deployable.of(trainer.model)
     val_accuracies = [h["val_accuracy"] for h in trainer.history if "val_accuracy" in h]
     results = {
         "test_loss": test["loss"],
@@ -218,6 +244,7 @@ def train_and_evaluate(
         "params": cost.params,
         "flops_mac1": cost.flops_mac1,
         "flops_mac2": cost.flops_mac2,
+        "deployable": deployable.size,
         "cost": cost.as_dict(),
         "train_time_s": trainer.wall_time_s,
         "wall_time_s": trainer.wall_time_s + time.perf_counter() - start,
@@ -237,7 +264,7 @@ def train_and_evaluate(
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     if report is not None:
-        results.update(report(trainer))
+        results.update(report(trainer, deployable))
     if trainer.is_chief:
         trainer.model.save(path / "model.keras")
         (path / "results.json").write_text(json.dumps(results, indent=1))
@@ -245,6 +272,22 @@ def train_and_evaluate(
         print(costs.format_cost_table(cost))
         print(
             f"test accuracy {test['accuracy']:.4f}  test loss {test['loss']:.4f}  "
-            f"params {cost.params:,}  results: {path / 'results.json'}"
+            f"{_params_line(cost.params, deployable.size['params'])}  "
+            f"results: {path / 'results.json'}"
         )
     return results
+
+
+def _params_line(params: int, deployable_params: int) -> str:
+    """Returns the parameter count for the end-of-run line, both when they differ.
+
+    Args:
+        params: The trained model's own count (``results["params"]``).
+        deployable_params: The plain exported model's count.
+    """
+    if params == deployable_params:
+        return f"params {params:,}"
+    return (
+        f"params {params:,} (method's count), "
+        f"{deployable_params:,} deployable (plain exported model)"
+    )
