@@ -101,7 +101,9 @@ def targets(family: str, results: dict) -> list[str]:
             lc_common.target_line(
                 f"{family} {name}: float32 latency ratio <= FLOPs ratio",
                 float32["latency_ratio"] <= float32["flops_ratio"],
-                f"{float32['latency_ratio']:.3f} vs {float32['flops_ratio']:.3f}",
+                f"{float32['latency_ratio']:.3f} vs {float32['flops_ratio']:.3f}; "
+                f"above the invocation floor of {results['latency_floor_us']:.1f} "
+                f"µs: {float32['latency_ratio_above_floor']:.3f}",
             )
         )
         lines.append(

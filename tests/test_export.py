@@ -260,6 +260,9 @@ def test_export_models_reports_every_file(trained_cnn, tiny_idx, tmp_path):
     assert results["models"]["dense"]["formats"]["float32"]["latency_ratio"] == 1.0
     assert (tmp_path / "trained" / "model_plain.keras").is_file()
     assert (tmp_path / "export.png").is_file()
+    assert (tmp_path / "floor.tflite").is_file()
+    assert 0 < results["latency_floor_us"]
+    assert "latency_ratio_above_floor" in trained["float32"]
     report = (tmp_path / "report.md").read_text()
     assert report.count("\n| trained |") == 2
 
@@ -281,3 +284,25 @@ def test_trainer_bad_input_is_one_line_naming_the_flag(tiny_idx, tmp_path):
         assert result.returncode == 2, result.stderr
         lines = result.stderr.strip().splitlines()
         assert lines[-1].startswith("error: ") and expected in lines[-1], lines[-1]
+
+
+def test_trainer_exports_named_models_against_a_baseline(tiny_idx, tmp_path):
+    small_cnn(seed=1).save(tmp_path / "dense.keras")
+    keras.utils.set_random_seed(0)
+    factorize_model(small_cnn()).save(tmp_path / "factorized.keras")
+    result = run(
+        "export",
+        f"--data={tiny_idx}",
+        f"--baseline_path={tmp_path / 'dense.keras'}",
+        f"--model_path=DLRA λ=20={tmp_path / 'factorized.keras'}",
+        "--formats=float32",
+        "--latency_invocations=2",
+        "--latency_rounds=1",
+        f"--workdir={tmp_path / 'out'}",
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "out" / "export.json").read_text())
+    assert list(results["models"]) == ["baseline", "DLRA λ=20"]
+    assert results["baseline"] == "baseline"
+    assert "| DLRA λ=20 | float32 |" in result.stdout
+    assert (tmp_path / "out" / "DLRA_λ_20" / "float32.tflite").is_file()

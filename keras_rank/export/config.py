@@ -58,7 +58,8 @@ class ExportConfig:
         split_seed: Seed of that hold-out, as in training.
         representative_examples: Training examples that calibrate the int8
             activation ranges, >= 1.
-        qat_epochs: Epochs of quantization-aware fine-tuning, >= 1.
+        qat_epochs: Epochs of quantization-aware fine-tuning, >= 1; the
+            epoch of highest validation accuracy is kept.
         qat_learning_rate: Adam learning rate of that fine-tuning, > 0.
         qat_batch_size: Batch size of that fine-tuning, >= 1.
         latency_invocations: Timed invocations per model and round, >= 1.

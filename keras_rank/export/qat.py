@@ -62,13 +62,15 @@ def quantization_aware_int8(
     it computes the same outputs on the representative examples (within
     `qat_worker.BRIDGE_TOLERANCE`), wraps it with TFMOT's `quantize_model`,
     fine-tunes it `config.qat_epochs` epochs on the training split (Adam,
-    sparse categorical cross-entropy) and converts it to int8 builtins with
+    sparse categorical cross-entropy), keeps the epoch of highest accuracy
+    on the validation split (the last epoch without one) and converts it to
+    int8 builtins with
     float input and output, calibrated on `config.representative_examples`
     training examples. `model` itself is not changed.
 
     Args:
-        model: A plain Keras 3 model (`keras_rank.deployable.deployable_model`) of the
-            layers in `tf_keras_bridge.SUPPORTED_LAYERS`.
+        model: A plain Keras 3 model (`keras_rank.deployable.deployable_model`)
+            of the layers in `tf_keras_bridge.SUPPORTED_LAYERS`.
         path: The `.tflite` file to write; its folder must exist.
         config: Data, seeds and QAT settings; with ``verbose=1`` the worker's
             progress lines are shown.
@@ -76,8 +78,9 @@ def quantization_aware_int8(
 
     Returns:
         The worker's result: ``path``, ``bytes``, ``bridge_max_abs_diff``,
-        ``representative_examples``, ``history`` (per-epoch ``loss`` and
-        ``accuracy`` of the fine-tuning), ``qat_seconds``,
+        ``representative_examples``, ``history`` (per-epoch ``loss``,
+        ``accuracy`` and ``val_accuracy`` of the fine-tuning),
+        ``kept_epoch``, ``qat_seconds``,
         ``convert_seconds``, and ``worker_seconds`` (the child process's wall
         time, start-up included).
 

@@ -26,7 +26,7 @@ import tf_keras
 # The converter's error type has no public alias (tf.lite exports none).
 from tensorflow.lite.python.convert_phase import ConverterError
 
-from keras_rank.data.sources import ExampleSource
+from keras_rank.data.splits import DataSplits
 from keras_rank.errors import ExportError, KerasRankError
 from keras_rank.export.config import ExportConfig
 from keras_rank.export.litert import converter_options, explain_conversion_error
@@ -77,32 +77,52 @@ def _quantize(rebuilt: tf_keras.Model) -> tf_keras.Model:
 
 def _fine_tune(
     quantized: tf_keras.Model,
-    train: ExampleSource,
+    splits: DataSplits,
     config: ExportConfig,
     from_logits: bool,
-) -> dict[str, list[float]]:
-    """Trains `quantized` `config.qat_epochs` epochs; returns the epoch history."""
+) -> tuple[dict[str, list[float]], int]:
+    """Trains `quantized` `config.qat_epochs` epochs, keeping the best epoch.
+
+    With a validation split, the weights of the epoch of highest validation
+    accuracy (the first, on ties) are kept; without one, the last epoch's.
+
+    Returns:
+        The per-epoch history (loss, accuracy and, with a validation split,
+        val_accuracy) and the kept epoch (1-based).
+    """
     quantized.compile(
         optimizer=tf_keras.optimizers.Adam(config.qat_learning_rate),
         loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
         metrics=["accuracy"],
     )
     history = {"loss": [], "accuracy": []}
+    validation = splits.validation.batches(256) if splits.validation else None
+    if validation is not None:
+        history["val_accuracy"] = []
+    best_epoch, best_weights = config.qat_epochs, None
     for epoch in range(config.qat_epochs):
         start = time.perf_counter()
-        batches = train.batches(
+        batches = splits.train.batches(
             config.qat_batch_size, shuffle_seed=epoch_seed(config.seed, epoch)
         )
         logs = quantized.fit(batches, epochs=1, verbose=0).history
-        for key, values in history.items():
-            values.append(float(logs[key][-1]))
-        _log(
-            config,
+        history["loss"].append(float(logs["loss"][-1]))
+        history["accuracy"].append(float(logs["accuracy"][-1]))
+        message = (
             f"epoch {epoch + 1}/{config.qat_epochs}: loss {history['loss'][-1]:.4f}, "
-            f"accuracy {history['accuracy'][-1]:.4f} "
-            f"({time.perf_counter() - start:.1f} s)",
+            f"accuracy {history['accuracy'][-1]:.4f}"
         )
-    return history
+        if validation is not None:
+            accuracy = float(quantized.evaluate(validation, verbose=0)[1])
+            if not history["val_accuracy"] or accuracy > max(history["val_accuracy"]):
+                best_epoch, best_weights = epoch + 1, quantized.get_weights()
+            history["val_accuracy"].append(accuracy)
+            message += f", validation accuracy {accuracy:.4f}"
+        _log(config, f"{message} ({time.perf_counter() - start:.1f} s)")
+    if best_weights is not None and best_epoch != config.qat_epochs:
+        quantized.set_weights(best_weights)
+        _log(config, f"kept epoch {best_epoch} (highest validation accuracy)")
+    return history, best_epoch
 
 
 def _convert(
@@ -152,7 +172,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     tf_keras.utils.set_random_seed(config.seed)
     quantized = _quantize(rebuilt)
     start = time.perf_counter()
-    history = _fine_tune(quantized, splits.train, config, job["from_logits"])
+    history, kept_epoch = _fine_tune(quantized, splits, config, job["from_logits"])
     qat_seconds = time.perf_counter() - start
     start = time.perf_counter()
     flatbuffer = _convert(quantized, model, examples)
@@ -166,6 +186,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "bridge_max_abs_diff": difference,
         "representative_examples": len(examples),
         "history": history,
+        "kept_epoch": kept_epoch,
         "qat_seconds": qat_seconds,
         "convert_seconds": convert_seconds,
     }

@@ -21,6 +21,8 @@ def add_ratios(results: dict[str, Any]) -> None:
     same model's float32 file (points). With a baseline: ``size_ratio``
     (baseline float32 file size / this file's: how many times smaller),
     ``latency_ratio`` (this latency / the baseline's in the same format),
+    ``latency_ratio_above_floor`` (the same with the invocation floor,
+    ``results["latency_floor_us"]``, taken off both),
     ``flops_ratio`` (this model's FLOPs / the baseline's) and
     ``drop_vs_dense_float32_pt``.
 
@@ -44,9 +46,11 @@ def add_ratios(results: dict[str, Any]) -> None:
             )
             same = base["formats"].get(fmt)
             if same and "latency" in file:
-                file["latency_ratio"] = (
-                    file["latency"]["median_us"] / same["latency"]["median_us"]
-                )
+                own, theirs = file["latency"]["median_us"], same["latency"]["median_us"]
+                file["latency_ratio"] = own / theirs
+                floor = results.get("latency_floor_us")
+                if floor is not None and theirs > floor:
+                    file["latency_ratio_above_floor"] = (own - floor) / (theirs - floor)
             if base_float:
                 file["size_ratio"] = base_float["size_bytes"] / file["size_bytes"]
                 file["drop_vs_dense_float32_pt"] = 100 * (
@@ -66,7 +70,7 @@ def markdown_table(results: dict[str, Any]) -> str:
     """
     header = (
         "| model | format | file KB | params (file) | x smaller | latency µs | "
-        "latency ratio | FLOPs ratio | test acc % | Δ own fp32 pt | "
+        "latency ratio | above floor | FLOPs ratio | test acc % | Δ own fp32 pt | "
         "Δ dense fp32 pt | max abs Δ out | agree % |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
@@ -78,6 +82,7 @@ def markdown_table(results: dict[str, Any]) -> str:
                 f"{file['params']:,} | {_cell(file.get('size_ratio'), '.1f')} | "
                 f"{_cell(latency, ',.1f')} | "
                 f"{_cell(file.get('latency_ratio'), '.3f')} | "
+                f"{_cell(file.get('latency_ratio_above_floor'), '.3f')} | "
                 f"{_cell(file.get('flops_ratio'), '.3f')} | "
                 f"{100 * file['test_accuracy']:.2f} | "
                 f"{_cell(file.get('drop_vs_own_float32_pt'), '+.2f')} | "
@@ -85,6 +90,14 @@ def markdown_table(results: dict[str, Any]) -> str:
                 f"{file['max_abs_diff']:.2g} | "
                 f"{100 * file['class_agreement']:.2f} |"
             )
+    floor = results.get("latency_floor_us")
+    if floor is not None:
+        lines += [
+            "",
+            f"Invocation floor: {floor:.1f} µs (Flatten + Dense(1) on the same "
+            "input, timed in the same run); 'above floor' takes it off both "
+            "latencies of a ratio.",
+        ]
     return "\n".join(lines)
 
 

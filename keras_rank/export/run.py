@@ -5,6 +5,7 @@ Work directory layout::
     <model>/model_plain.keras   the deployable model (plain Keras layers)
     <model>/<format>.tflite     one LiteRT file per format
     <model>/qat.json            the QAT run (bridge check, history), if asked
+    floor.tflite                Flatten + Dense(1): the cost of any invocation
     export.json                 every figure below, per model and format
     report.md                   the table
     export.png                  test accuracy against file size and latency
@@ -13,7 +14,8 @@ Per file: size, parameters counted from the file, test accuracy of the file
 itself on the whole test split, the largest absolute output difference to
 the Keras model and the share of test examples whose predicted class agrees
 with it, and the median single-example latency on one thread, all files
-timed interleaved in one run. With a baseline, ratios are taken against it.
+timed interleaved in one run, with the invocation floor (a file that does
+next to nothing) among them. With a baseline, ratios are taken against it.
 """
 
 import json
@@ -66,6 +68,18 @@ def _parity(outputs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> d
         "max_abs_diff": float(np.max(np.abs(outputs - reference))),
         "class_agreement": float(np.mean(predicted == reference.argmax(axis=-1))),
     }
+
+
+def _floor_file(input_shape: tuple[int, ...], folder: pathlib.Path) -> pathlib.Path:
+    """Writes the invocation floor: a float32 file of Flatten + Dense(1).
+
+    Timed with the others, it measures what any invocation costs whatever
+    the model (the interpreter's and Python's fixed cost per call).
+    """
+    model = keras.Sequential(
+        [keras.Input(input_shape), keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
+    return litert.export_litert(model, folder / "floor.tflite", "float32")
 
 
 def _folder_name(name: str) -> str:
@@ -165,7 +179,8 @@ def export_models(
     batches = _test_batches(splits)
     labels = np.concatenate([batch_labels for _, batch_labels in batches])
     entries: dict[str, dict[str, Any]] = {}
-    files: dict[str, pathlib.Path] = {}
+    # (model, format) -> file; None -> the invocation floor.
+    files: dict[tuple[str, str] | None, pathlib.Path] = {}
     for name, model in models.items():
         _log(config, f"Exporting {name}")
         plain, model_files, extra = _export_model(
@@ -196,8 +211,9 @@ def export_models(
                 "ops": list(summary.ops),
                 **_parity(outputs, reference, labels),
             }
-            files[f"{name}\t{fmt}"] = file
+            files[name, fmt] = file
         entries[name] = entry
+    files[None] = _floor_file(splits.input_shape, path)
     _log(config, f"Timing {len(files)} LiteRT files interleaved (1 thread, batch 1)")
     latency = tflite_file.measure_latency(
         files,
@@ -205,12 +221,13 @@ def export_models(
         invocations=config.latency_invocations,
         rounds=config.latency_rounds,
     )
-    for key, timing in latency.items():
-        name, fmt = key.split("\t")
+    floor = latency.pop(None)
+    for (name, fmt), timing in latency.items():
         entries[name]["formats"][fmt]["latency"] = timing
     results = {
         "models": entries,
         "baseline": baseline,
+        "latency_floor_us": floor["median_us"],
         "test_examples": int(len(labels)),
         "config": config.to_dict(),
     }

@@ -11,7 +11,7 @@ import os
 import pathlib
 import statistics
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -178,13 +178,13 @@ class LiteRTModel:
 
 
 def measure_latency(
-    paths: Mapping[str, str | os.PathLike],
+    paths: Mapping[Hashable, str | os.PathLike],
     example: np.ndarray,
     *,
     invocations: int,
     rounds: int,
     warmup: int = 20,
-) -> dict[str, dict[str, float]]:
+) -> dict[Hashable, dict[str, float]]:
     """Median single-example latency of several LiteRT files, interleaved.
 
     Every round times `invocations` invocations of each file in turn (the
@@ -192,7 +192,7 @@ def measure_latency(
     falls on all files alike.
 
     Args:
-        paths: Files by name.
+        paths: Files by key (a name, say).
         example: One input example, shape ``(1, *input_shape)``.
         invocations: Timed invocations per file and round, >= 1.
         rounds: Rounds, >= 1.
@@ -209,7 +209,7 @@ def measure_latency(
     for model in models.values():
         model.invoke(example)
         model.time_invocations(warmup)
-    times: dict[str, list[float]] = {name: [] for name in models}
+    times: dict[Hashable, list[float]] = {name: [] for name in models}
     names = list(models)
     for round_index in range(rounds):
         shift = round_index % len(names)
