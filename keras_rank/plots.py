@@ -189,3 +189,71 @@ def plot_export_points(
     ]
     axes[1].legend(handles=handles, fontsize="small", loc="best")
     return _save(figure, path)
+
+
+def plot_spectra(
+    initial: dict[str, Any], final: dict[str, Any], path: pathlib.Path
+) -> pathlib.Path:
+    """Plots each layer's singular values when training began and at its end.
+
+    Args:
+        initial: Per layer name, its singular values at the start.
+        final: Per layer name, its singular values at the end.
+        path: The PNG to write.
+    """
+    names = list(initial)
+    columns = min(len(names), 3) or 1
+    rows = -(-len(names) // columns) or 1
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4 * columns, 3 * rows), squeeze=False
+    )
+    for axis, name in zip(axes.flat, names, strict=False):
+        for label, spectra in (("start", initial), ("end", final)):
+            if name in spectra:
+                axis.plot(range(1, len(spectra[name]) + 1), spectra[name], label=label)
+        axis.set_yscale("symlog", linthresh=1e-3)
+        axis.set_title(name)
+        axis.set_xlabel("index")
+        axis.set_ylabel("singular value")
+        axis.legend(fontsize="small")
+    for axis in list(axes.flat)[len(names) :]:
+        axis.set_visible(False)
+    return _save(figure, path)
+
+
+def plot_prox_tradeoff(
+    trained: dict[str, Any], energies: Sequence[dict[str, Any]], path: pathlib.Path
+) -> pathlib.Path:
+    """Plots test accuracy against exported parameters, one point per energy.
+
+    Args:
+        trained: ``test_accuracy`` and ``params`` of the trained model before
+            any decomposition.
+        energies: Per energy: ``energy``, ``test_accuracy``, ``params``.
+        path: The PNG to write.
+    """
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.scatter(
+        [trained["params"]],
+        [100 * trained["test_accuracy"]],
+        color="black",
+        label="trained, not decomposed",
+    )
+    axis.plot(
+        [entry["params"] for entry in energies],
+        [100 * entry["test_accuracy"] for entry in energies],
+        marker="o",
+        label="decomposed",
+    )
+    for entry in energies:
+        axis.annotate(
+            f"{entry['energy']:g} %",
+            (entry["params"], 100 * entry["test_accuracy"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize="small",
+        )
+    axis.set_xlabel("parameters of the exported plain model")
+    axis.set_ylabel("test accuracy (%)")
+    axis.legend()
+    return _save(figure, path)

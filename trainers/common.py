@@ -7,7 +7,7 @@ from absl import app, flags
 
 from keras_rank import data as data_lib
 from keras_rank import models
-from keras_rank.errors import KerasRankError
+from keras_rank.errors import ConfigError, KerasRankError
 from keras_rank.training import STRATEGIES, TrainConfig, optimizers, task_loss
 
 
@@ -134,3 +134,14 @@ def reject_arguments(argv: list[str]) -> None:
             f"error: unexpected arguments {' '.join(argv[1:])!r}; "
             "trainers take --flag=value only."
         )
+
+
+def numbers_from_flag(name: str, values: list[str]) -> tuple[float, ...]:
+    """Parses a list flag of numbers; a value that is not one is a ConfigError."""
+    try:
+        return tuple(float(value) for value in values)
+    except ValueError as error:
+        raise ConfigError(
+            f"Expected --{name} to be comma-separated numbers. "
+            f"Received: --{name}={','.join(values)}"
+        ) from error

@@ -14,7 +14,6 @@ with the same --workdir resumes wherever it stopped.
 
 from absl import app, flags
 
-from keras_rank.errors import ConfigError
 from keras_rank.lc.config import CRITERIA, LCConfig
 from keras_rank.lc.run import train_lc
 from trainers import common
@@ -41,17 +40,6 @@ flags.DEFINE_float(
 flags.DEFINE_bool("baselines", True, "Also run both heuristic baselines.")
 
 
-def lambdas_from_flag(values: list[str]) -> tuple[float, ...]:
-    """Parses --lambda; a value that is not a number is a ConfigError."""
-    try:
-        return tuple(float(value) for value in values)
-    except ValueError as error:
-        raise ConfigError(
-            f"Expected --lambda to be comma-separated numbers >= 0. "
-            f"Received: --lambda={','.join(values)}"
-        ) from error
-
-
 def main(argv: list[str]) -> None:
     """Entry point: flags -> configs -> one library call."""
     common.reject_arguments(argv)
@@ -59,7 +47,7 @@ def main(argv: list[str]) -> None:
 
     def run():
         lc_config = LCConfig(
-            lambdas=lambdas_from_flag(f["lambda"].value),
+            lambdas=common.numbers_from_flag("lambda", f["lambda"].value),
             criterion=f.criterion,
             conv_scheme=f.conv_scheme,
             mu0=f.mu0,

@@ -61,11 +61,17 @@ class LayerSpec:
         return self.dense_cost if dense else self.alpha * rank
 
 
-def compressible_layers(model: keras.Model) -> list[keras.layers.Layer]:
+def compressible_layers(
+    model: keras.Model, *, required: bool = True
+) -> list[keras.layers.Layer]:
     """Returns the model's Dense and Conv2D layers that have a low-rank form.
 
+    Args:
+        model: A Functional or Sequential model.
+        required: Whether having none is an error (else an empty list).
+
     Raises:
-        ConfigError: The model has none.
+        ConfigError: The model has none and `required` is set.
     """
     layers = [
         layer
@@ -73,7 +79,7 @@ def compressible_layers(model: keras.Model) -> list[keras.layers.Layer]:
         if type(layer) in (keras.layers.Dense, keras.layers.Conv2D)
         and factorize.why_left_as_is(layer) is None
     ]
-    if not layers:
+    if not layers and required:
         raise ConfigError(
             f"Model '{model.name}' has no layer LC can compress; it compresses "
             f"{factorize.FACTORIZABLE}."

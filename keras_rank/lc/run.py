@@ -25,7 +25,6 @@ import keras
 import numpy as np
 
 from keras_rank import costs, plots, user_models
-from keras_rank import data as data_lib
 from keras_rank.errors import ConfigError
 from keras_rank.layers import low_rank_to_plain_model
 from keras_rank.lc import baselines
@@ -39,9 +38,8 @@ from keras_rank.lc.layer_matrices import (
     low_rank_model,
 )
 from keras_rank.training import TrainConfig, train_and_evaluate
-from keras_rank.training.engine import Trainer
+from keras_rank.training.evaluation import ModelEvaluator
 from keras_rank.training.run import prepare_workdir
-from keras_rank.training.strategy import make_strategy
 
 
 def _lambda_dir(workdir: pathlib.Path, lam: float) -> pathlib.Path:
@@ -66,42 +64,12 @@ def _run_phase(
     return train_and_evaluate(config, path, method_config=method_config, **run_args)
 
 
-class _Evaluator:
-    """Test error of models outside a training phase (e.g. before fine-tuning)."""
-
-    def __init__(self, config: TrainConfig):
-        self._config = config
-        self._splits = data_lib.load_splits(
-            config.data,
-            validation_fraction=config.validation_fraction,
-            split_seed=config.split_seed,
-            train_split=config.train_split,
-            test_split=config.test_split,
-        )
-
-    @property
-    def splits(self) -> data_lib.DataSplits:
-        return self._splits
-
-    def test_error(self, model: keras.Model) -> float:
-        """Returns the test error (%) of `model`."""
-        strategy = make_strategy(self._config.strategy, self._config.cpu_devices)
-        with strategy.scope():
-            copy = keras.models.clone_model(model)
-        copy.set_weights(model.get_weights())
-        trainer = Trainer(copy, keras.optimizers.SGD(), strategy=strategy, verbose=0)
-        test = trainer.evaluate(
-            self._splits.test, batch_size=max(self._config.batch_size, 256)
-        )
-        return 100.0 * (1.0 - test["accuracy"])
-
-
 def _reference(
     config: TrainConfig,
     workdir: pathlib.Path,
     model: keras.Model | None,
     reference: str | None,
-    evaluator: _Evaluator,
+    evaluator: ModelEvaluator,
 ) -> tuple[keras.Model, dict[str, Any]]:
     """Returns the reference net and its summary, training it if needed."""
     if reference is not None:
@@ -144,7 +112,7 @@ def _finetune(
     lc_config: LCConfig,
     path: pathlib.Path,
     model: keras.Model,
-    evaluator: _Evaluator,
+    evaluator: ModelEvaluator,
     reference_cost: costs.ModelCost,
 ) -> tuple[keras.Model, dict[str, Any]]:
     """Fine-tunes a low-rank net; returns it and its summary."""
@@ -190,9 +158,7 @@ def _baseline_choices(
     alphas = [spec.alpha for spec in specs]
     dense_costs = [spec.dense_cost for spec in specs]
     if which == 1:
-        ranks = baselines.greedy_ranks_under_budget(
-            values, alphas, dense_costs, budget
-        )
+        ranks = baselines.greedy_ranks_under_budget(values, alphas, dense_costs, budget)
     else:
         ranks = baselines.energy_threshold_for_budget(
             values, alphas, dense_costs, budget
@@ -214,7 +180,7 @@ def _run_lambda(
     workdir: pathlib.Path,
     reference: keras.Model,
     reference_summary: dict[str, Any],
-    evaluator: _Evaluator,
+    evaluator: ModelEvaluator,
 ) -> dict[str, Any]:
     """LC, fine-tuning and the baselines for one lambda; writes results.json."""
     path = _lambda_dir(workdir, lam)
@@ -281,7 +247,7 @@ def _run_baselines(
     reference: keras.Model,
     specs: list[LayerSpec],
     budget: float,
-    evaluator: _Evaluator,
+    evaluator: ModelEvaluator,
 ) -> dict[str, Any]:
     """Both heuristic baselines at LC's cost, each fine-tuned like LC's net."""
     reference_cost = costs.model_cost(reference)
@@ -332,7 +298,7 @@ def train_lc(
     start = time.perf_counter()
     path = pathlib.Path(workdir)
     path.mkdir(parents=True, exist_ok=True)
-    evaluator = _Evaluator(config)
+    evaluator = ModelEvaluator(config)
     reference_model, reference_summary = _reference(
         config, path, model, reference, evaluator
     )

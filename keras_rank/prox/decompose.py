@@ -1,0 +1,542 @@
+"""Post-processing of a trained model (Alvarez & Salzmann 2017, section 3.2).
+
+Two steps turn a model trained with the nuclear-norm (and group-Lasso) prox
+into a compact one:
+
+1. :func:`remove_zero_units`: a unit (output column ``kernel[..., n]`` of a
+   Dense or Conv2D layer) whose kernel column went to zero outputs the
+   constant ``act(bias[n])`` at every position. It is removed together with
+   the inputs of the next layer that read it, and that constant's
+   contribution is folded into the next layer's bias, so the model computes
+   the same outputs.
+2. :func:`decompose`: every Dense/Conv2D layer's matrix M (Dense: the
+   kernel; Conv2D: ``conv_kernel_as_matrix(kernel, scheme=1)``, i.e.
+   ``(dh dw c) x n``) keeps the smallest rank r whose singular values hold
+   ``energy`` % of the sum of its singular values (the paper's energy: the
+   sum, not the sum of squares). The layer becomes LC's low-rank layer of
+   rank r where that has fewer parameters (``r (a + b) < a b``), else it
+   stays a plain layer (`keras_rank.lc.layer_matrices.low_rank_model`).
+
+`keras_rank.deployable.deployable_model` turns the result into plain Keras
+layers for export, as for the other methods.
+
+Tolerance (``tolerance``, default :data:`DEFAULT_TOLERANCE`, relative):
+
+* a unit is zero when its kernel column's L2 norm is at most ``tolerance``
+  times the Frobenius norm of the layer's kernel (an all-zero kernel: every
+  unit);
+* a singular value is zero when it is at most ``tolerance`` times the
+  largest one; energies are sums of the others. At 100 % the rank is the
+  number of nonzero singular values in this sense, so the decomposition
+  drops only what float32 rounding left of exact zeros (a prox output
+  rebuilt as ``U diag(s) V^T`` in float32 has "zero" singular values of
+  order 1e-7 s_1).
+
+When a zero unit is removed (the fold is exact only where its constant
+reaches exactly one next layer, all of it):
+
+* its output must reach exactly one Dense or Conv2D layer, through
+  unshared, unbranched layers that map a constant channel to a constant
+  channel (`ModelGraph.exclusive_successor`): Dropout (identity at
+  inference; a Dropout whose ``noise_shape`` fixes the channel count is not
+  crossed), Max/AveragePooling2D and GlobalMax/GlobalAveragePooling2D
+  (channels last; the window of a constant map is constant, also with
+  ``padding="same"``: TensorFlow's average pooling averages the window's
+  valid entries only), Activation, ReLU and LeakyReLU layers (applied to the
+  constant), and Flatten (channels last: a channel of P positions becomes
+  the P coordinates ``p * C + n`` of the flat vector, all removed and
+  folded);
+* the fold adds ``c * sum(W_next[rows of the unit])`` to the next layer's
+  bias, c the unit's constant. A Conv2D with ``padding="same"`` sees the
+  constant zero-padded at its borders (a position-dependent contribution no
+  bias can take), so there only units with ``c = 0`` are removed; a next
+  layer without a bias likewise takes only ``c = 0``;
+* otherwise the unit is kept and the report says why: the model's output
+  layer keeps all its units (classes), a unit feeding a branch (two
+  readers, an Add or Concatenate, a shared layer) or another kind of layer
+  is kept, and a layer keeps at least one unit.
+
+Layers are visited in the model's (topological) order, so a unit whose
+only nonzero weights read removed units is found zero in turn.
+Training the result again (the paper's "reload") is the same function in
+expectation: a Dropout no longer scales the folded constants.
+"""
+
+import dataclasses
+import math
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_rank import costs
+from keras_rank.errors import ConfigError
+from keras_rank.factorize import FACTORIZABLE, clone_replacing
+from keras_rank.graph import MODEL_OUTPUT, ModelGraph
+from keras_rank.lc.c_step import robust_svd, stays_dense
+from keras_rank.lc.layer_matrices import (
+    LayerSpec,
+    RankChoice,
+    compressible_layers,
+    layer_specs,
+    low_rank_model,
+)
+
+DEFAULT_TOLERANCE = 1e-5
+"""Relative tolerance of a zero unit and of a zero singular value."""
+
+_CROSSED = (
+    keras.layers.Dropout,
+    keras.layers.MaxPooling2D,
+    keras.layers.AveragePooling2D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.Flatten,
+)
+# Elementwise layers: a constant channel c becomes the constant layer(c).
+_ELEMENTWISE = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU)
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitRemoval:
+    """The zero units of one Dense or Conv2D layer.
+
+    Attributes:
+        name: The layer's name.
+        units_before: Its units in the input model.
+        units_after: Its units in the result.
+        removed: Indices (in the input model) of the units removed.
+        kept: ``(index, reason)`` of each zero unit that was kept.
+    """
+
+    name: str
+    units_before: int
+    units_after: int
+    removed: tuple[int, ...]
+    kept: tuple[tuple[int, str], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerDecomposition:
+    """What post-processing did to one Dense or Conv2D layer.
+
+    Attributes:
+        name: The layer's name (the same in the result).
+        kind: Its class in the input model, ``"Dense"`` or ``"Conv2D"``.
+        units_before: Units in the input model.
+        units_after: Units after removing zero units.
+        zero_units_kept: ``(index, reason)`` of each zero unit kept.
+        rank: The smallest rank holding the energy asked for (of the matrix
+            after unit removal); the layer has this rank if ``low_rank``.
+        max_rank: ``min(a, b)`` of that matrix.
+        kept_energy: Percent of the matrix's energy the result keeps (100
+            for a plain layer).
+        low_rank: True if the layer became a low-rank layer of rank
+            ``rank``; False if it stays a plain layer (not cheaper).
+        params_before: Parameters in the input model (bias included).
+        params_after: Parameters in the result.
+        macs_before: Multiply-adds per example in the input model.
+        macs_after: Multiply-adds per example in the result.
+    """
+
+    name: str
+    kind: str
+    units_before: int
+    units_after: int
+    zero_units_kept: tuple[tuple[int, str], ...]
+    rank: int
+    max_rank: int
+    kept_energy: float
+    low_rank: bool
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Returns the entry as a JSON-serializable dict."""
+        entry = dataclasses.asdict(self)
+        entry["zero_units_kept"] = [list(item) for item in self.zero_units_kept]
+        return entry
+
+
+def check_energy(energy: object) -> float:
+    """Returns `energy` as a float if it is a percentage in (0, 100].
+
+    Raises:
+        ConfigError: If it is not a real number in (0, 100].
+    """
+    valid = (
+        isinstance(energy, (int, float, np.integer, np.floating))
+        and not isinstance(energy, bool)
+        and math.isfinite(energy)
+        and 0 < energy <= 100
+    )
+    if not valid:
+        raise ConfigError(
+            "Expected energy in (0, 100] (percent of the sum of singular "
+            f"values). Received: energy={energy!r}"
+        )
+    return float(energy)
+
+
+def _check_tolerance(tolerance: object) -> float:
+    valid = (
+        isinstance(tolerance, (int, float, np.integer, np.floating))
+        and not isinstance(tolerance, bool)
+        and 0 <= tolerance < 1
+    )
+    if not valid:
+        raise ConfigError(
+            f"Expected tolerance in [0, 1). Received: tolerance={tolerance!r}"
+        )
+    return float(tolerance)
+
+
+def energy_profile(
+    singular_values: Any, tolerance: float = DEFAULT_TOLERANCE
+) -> np.ndarray:
+    """Returns the percent of the energy held by the r largest singular values.
+
+    The energy is the sum of the singular values; those at most
+    ``tolerance * max`` count as zero.
+
+    Args:
+        singular_values: 1-D, non-negative (any order).
+        tolerance: Relative tolerance of a zero singular value.
+
+    Returns:
+        float64 array of length R: entry r - 1 for rank r, non-decreasing,
+        exactly 100 from the number of nonzero singular values on. Empty for
+        an all-zero (or empty) spectrum.
+    """
+    tolerance = _check_tolerance(tolerance)
+    s = np.sort(np.asarray(singular_values, np.float64).ravel())[::-1]
+    if s.size == 0 or s[0] <= 0:
+        return np.zeros(0)
+    cumulative = np.cumsum(np.where(s > tolerance * s[0], s, 0.0))
+    return 100.0 * (cumulative / cumulative[-1])
+
+
+def energy_rank(
+    singular_values: Any, energy: float, tolerance: float = DEFAULT_TOLERANCE
+) -> int:
+    """Returns the smallest rank whose singular values hold `energy` %.
+
+    ``sum(s[:r]) >= energy / 100 * sum(s)`` for the singular values sorted
+    in descending order, those at most ``tolerance * max(s)`` counted as
+    zero (see :func:`energy_profile`). At 100 % this is the number of
+    nonzero singular values.
+
+    Args:
+        singular_values: 1-D, non-negative (any order).
+        energy: Percent of the energy to keep, in (0, 100].
+        tolerance: Relative tolerance of a zero singular value.
+
+    Returns:
+        The rank; 0 for an all-zero spectrum.
+
+    Raises:
+        ConfigError: If `energy` is not in (0, 100] or `tolerance` not in
+            [0, 1).
+    """
+    energy = check_energy(energy)
+    profile = energy_profile(singular_values, tolerance)
+    if profile.size == 0:
+        return 0
+    return int(np.searchsorted(profile, energy, side="left")) + 1
+
+
+# ------------------------------------------------------------ zero units
+@dataclasses.dataclass
+class _Weights:
+    """The working copy of a Dense/Conv2D layer's kernel and bias."""
+
+    kernel: np.ndarray
+    bias: np.ndarray | None
+    changed: bool = False
+
+
+def _crosses(layer: Any) -> bool:
+    """Tells whether a layer maps a constant channel to a constant channel."""
+    noise_shape = getattr(layer, "noise_shape", None)
+    return (
+        isinstance(layer, _CROSSED + _ELEMENTWISE)
+        and getattr(layer, "data_format", "channels_last") == "channels_last"
+        and (noise_shape is None or noise_shape[-1] in (None, 1))
+    )
+
+
+def _zero_units(kernel: np.ndarray, tolerance: float) -> list[int]:
+    """Returns the units whose column norm is <= tolerance * ||kernel||_F."""
+    columns = kernel.reshape(-1, kernel.shape[-1]).astype(np.float64)
+    norms = np.linalg.norm(columns, axis=0)
+    return np.flatnonzero(norms <= tolerance * np.linalg.norm(columns)).tolist()
+
+
+def _why_units_stay(chain: Any, layer: Any, graph: ModelGraph, weights: dict) -> str:
+    """Returns why no zero unit of `layer` can be removed, or ''."""
+    if chain is None:
+        sinks = graph.sinks(layer, through=_crosses)
+        if any(sink is MODEL_OUTPUT for sink in sinks):
+            return "its output is a model output"
+        names = sorted(sink.name for sink in sinks)
+        return (
+            f"its output is read by {names}: a branch, a layer with several "
+            "inputs or a shared layer"
+        )
+    successor = chain.successor
+    if successor.name not in weights:
+        return (
+            f"its output is read by {successor.name!r} "
+            f"({type(successor).__name__}), not a layer whose inputs can be "
+            f"removed: {FACTORIZABLE}"
+        )
+    return ""
+
+
+def _why_constant_stays(constant: float, successor: Any) -> str:
+    """Returns why a unit outputting `constant` stays, or '' if it can go."""
+    if constant == 0:
+        return ""
+    if not successor.use_bias:
+        return (
+            f"it outputs the constant {constant:.4g} and {successor.name!r} has "
+            "no bias to take it"
+        )
+    if isinstance(successor, keras.layers.Conv2D) and successor.padding != "valid":
+        return (
+            f"it outputs the constant {constant:.4g}, which {successor.name!r} "
+            f"(padding={successor.padding!r}) sees zero-padded at its borders"
+        )
+    return ""
+
+
+def _unit_constants(layer: Any, bias: np.ndarray, between: tuple) -> np.ndarray:
+    """Returns each unit's constant output ``act(bias)`` as the next layer reads it."""
+    value = layer.activation(keras.ops.convert_to_tensor(bias[None, :]))
+    for between_layer in between:
+        if isinstance(between_layer, _ELEMENTWISE):
+            value = between_layer(value)
+    return keras.ops.convert_to_numpy(value).astype(np.float64)[0]
+
+
+def _input_rows(layer: Any, between: tuple) -> np.ndarray:
+    """Returns (units, k): the next layer's input coordinates of each unit.
+
+    A unit is one channel of `layer`'s output; every Flatten on the way
+    turns each coordinate i of a tensor with P positions and C channels into
+    the P coordinates ``p * C + i``.
+    """
+    shape = layer.compute_output_shape(tuple(layer.get_build_config()["input_shape"]))
+    rows = np.arange(shape[-1])[:, None]
+    for between_layer in between:
+        if isinstance(between_layer, keras.layers.Flatten):
+            positions = math.prod(shape[1:-1])
+            flat = np.arange(positions)[None, :, None] * shape[-1] + rows[:, None, :]
+            rows = flat.reshape(len(rows), -1)
+        shape = between_layer.compute_output_shape(shape)
+    return rows
+
+
+def _fold_and_drop(successor: _Weights, rows: np.ndarray, constants: np.ndarray):
+    """Adds the constants' contribution to the bias and drops their inputs.
+
+    Args:
+        successor: The next layer's weights; kernel (..., inputs, outputs).
+        rows: (m, k) input coordinates of the m removed units.
+        constants: (m,) their constant outputs.
+    """
+    kernel = successor.kernel
+    if np.any(constants):
+        taps = kernel.reshape(-1, *kernel.shape[-2:]).astype(np.float64)
+        contribution = np.einsum("m,tmko->o", constants, taps[:, rows, :])
+        bias = successor.bias.astype(np.float64) + contribution
+        successor.bias = bias.astype(successor.bias.dtype)
+    successor.kernel = np.delete(kernel, rows.ravel(), axis=-2)
+    successor.changed = True
+
+
+def _remove_units_of(
+    layer: Any, graph: ModelGraph, weights: dict[str, _Weights], tolerance: float
+) -> UnitRemoval:
+    """Removes `layer`'s zero units where possible, editing `weights`."""
+    own = weights[layer.name]
+    units = own.kernel.shape[-1]
+    zero = _zero_units(own.kernel, tolerance)
+    if not zero:
+        return UnitRemoval(layer.name, units, units, (), ())
+    chain = graph.exclusive_successor(layer, through=_crosses)
+    reason = _why_units_stay(chain, layer, graph, weights)
+    if reason:
+        return UnitRemoval(
+            layer.name, units, units, (), tuple((n, reason) for n in zero)
+        )
+    bias = np.zeros(units, own.kernel.dtype) if own.bias is None else own.bias
+    constants = _unit_constants(layer, bias, chain.between)
+    removed, kept = [], []
+    for n in zero:
+        why = _why_constant_stays(constants[n], chain.successor)
+        if why:
+            kept.append((n, why))
+        else:
+            removed.append(n)
+    if len(removed) == units:
+        kept.append((removed.pop(), "a layer keeps at least one unit"))
+    if removed:
+        rows = _input_rows(layer, chain.between)[removed]
+        _fold_and_drop(weights[chain.successor.name], rows, constants[removed])
+        own.kernel = np.delete(own.kernel, removed, axis=-1)
+        if own.bias is not None:
+            own.bias = np.delete(own.bias, removed)
+        own.changed = True
+    return UnitRemoval(
+        layer.name, units, units - len(removed), tuple(removed), tuple(sorted(kept))
+    )
+
+
+def _rebuilt(model: keras.Model, weights: dict[str, _Weights]) -> keras.Model:
+    """Returns a copy of `model` whose changed layers hold their new weights."""
+
+    def convert(layer):
+        new = weights.get(layer.name)
+        if new is None or not new.changed:
+            return None
+        size = "units" if isinstance(layer, keras.layers.Dense) else "filters"
+        plain = type(layer).from_config(
+            {**layer.get_config(), size: new.kernel.shape[-1]}
+        )
+        input_shape = list(layer.get_build_config()["input_shape"])
+        input_shape[-1] = new.kernel.shape[-2]
+        plain.build(tuple(input_shape))
+        plain.set_weights([new.kernel] + ([new.bias] if new.bias is not None else []))
+        return plain
+
+    return clone_replacing(model, convert)
+
+
+def remove_zero_units(
+    model: keras.Model, tolerance: float = DEFAULT_TOLERANCE
+) -> tuple[keras.Model, tuple[UnitRemoval, ...]]:
+    """Returns a copy of `model` without the units of its layers that are zero.
+
+    A Dense/Conv2D unit whose kernel column is zero (norm at most
+    ``tolerance`` times the kernel's Frobenius norm) is removed with the
+    next layer's inputs that read it, its constant output ``act(bias)``
+    folded into that layer's bias; the copy computes the same outputs
+    (exactly for zero columns). See the module docstring for where a unit
+    is kept instead.
+
+    Args:
+        model: A built Functional or Sequential model.
+        tolerance: Relative tolerance of a zero unit, in [0, 1).
+
+    Returns:
+        ``(copy, report)``: the report has one :class:`UnitRemoval` per
+        Dense/Conv2D layer, in model order.
+
+    Raises:
+        ConfigError: If the model is subclassed or has no Dense/Conv2D
+            layer, or `tolerance` is not in [0, 1).
+    """
+    tolerance = _check_tolerance(tolerance)
+    graph = ModelGraph(model)
+    layers = compressible_layers(model)
+    weights = {
+        layer.name: _Weights(
+            keras.ops.convert_to_numpy(layer.kernel),
+            keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None,
+        )
+        for layer in layers
+    }
+    report = tuple(
+        _remove_units_of(layer, graph, weights, tolerance) for layer in layers
+    )
+    return _rebuilt(model, weights), report
+
+
+# ---------------------------------------------------------- decomposition
+@dataclasses.dataclass(frozen=True)
+class _Split:
+    """The energy rank of one layer and the choice `low_rank_model` gets."""
+
+    choice: RankChoice
+    rank: int
+    max_rank: int
+    kept_energy: float
+
+
+def _split(spec: LayerSpec, layer: Any, energy: float, tolerance: float) -> _Split:
+    """Returns the rank of `layer` holding `energy` % and whether it pays."""
+    matrix = spec.matrix(layer.kernel)
+    singular_values, _, _ = robust_svd(matrix, spec.name)
+    rank = max(energy_rank(singular_values, energy, tolerance), 1)
+    dense = stays_dense(rank, spec.alpha, spec.dense_cost)
+    profile = energy_profile(singular_values, tolerance)
+    kept = 100.0 if dense or profile.size == 0 else float(profile[rank - 1])
+    choice = RankChoice(
+        rank=spec.max_rank if dense else rank,
+        dense=dense,
+        matrix=keras.ops.convert_to_numpy(matrix),
+    )
+    return _Split(choice, rank, spec.max_rank, kept)
+
+
+def decompose(
+    model: keras.Model, energy: float, *, tolerance: float = DEFAULT_TOLERANCE
+) -> tuple[keras.Model, tuple[LayerDecomposition, ...]]:
+    """Removes zero units, then splits each layer at an energy threshold.
+
+    After :func:`remove_zero_units`, each Dense/Conv2D layer's matrix (Conv2D:
+    scheme 1, ``(dh dw c) x n``) keeps the smallest rank r whose singular
+    values hold `energy` % of their sum (:func:`energy_rank`, at least 1).
+    The layer becomes a LowRankDense/LowRankConv2D of rank r (the rank-r
+    truncation) where ``r (a + b) < a b``, else it stays a plain layer with
+    its weights. At 100 % the result computes the same outputs (up to
+    singular values below the tolerance). Other layers keep their weights.
+
+    Args:
+        model: A built Functional or Sequential model.
+        energy: Percent of each layer's energy to keep, in (0, 100].
+        tolerance: Relative tolerance of a zero unit and of a zero singular
+            value, in [0, 1).
+
+    Returns:
+        ``(low-rank model, report)``: one :class:`LayerDecomposition` per
+        Dense/Conv2D layer, in model order. The model's plain form for
+        export is ``keras_rank.deployable.deployable_model(low-rank model)``.
+
+    Raises:
+        ConfigError: If `energy` is not in (0, 100], `tolerance` not in
+            [0, 1), or the model is subclassed or has no Dense/Conv2D layer.
+        SVDError: If an SVD fails in float32 and in float64.
+    """
+    energy = check_energy(energy)
+    pruned, removals = remove_zero_units(model, tolerance)
+    specs = layer_specs(pruned, "params", scheme=1)
+    splits = {
+        spec.name: _split(spec, pruned.get_layer(spec.name), energy, tolerance)
+        for spec in specs
+    }
+    result = low_rank_model(pruned, specs, {n: s.choice for n, s in splits.items()})
+    before = {cost.name: cost for cost in costs.model_cost(model).layers}
+    after = {cost.name: cost for cost in costs.model_cost(result).layers}
+    report = tuple(
+        LayerDecomposition(
+            name=removal.name,
+            kind=type(model.get_layer(removal.name)).__name__,
+            units_before=removal.units_before,
+            units_after=removal.units_after,
+            zero_units_kept=removal.kept,
+            rank=splits[removal.name].rank,
+            max_rank=splits[removal.name].max_rank,
+            kept_energy=splits[removal.name].kept_energy,
+            low_rank=not splits[removal.name].choice.dense,
+            params_before=before[removal.name].params,
+            params_after=after[removal.name].params,
+            macs_before=int(before[removal.name].macs),
+            macs_after=int(after[removal.name].macs),
+        )
+        for removal in removals
+    )
+    return result, report
