@@ -101,6 +101,8 @@ def test_train_prox_lowers_ranks_and_decomposes_per_energy(prox_run):
         assert (workdir / name).is_file()
     history = results["history"]
     assert history[-1]["prox/hidden/rank"] == layers["hidden"]["final_rank"]
+    assert results["prox"]["reload"] is None
+    assert results["prox"]["trained"]["test_accuracy"] == results["test_accuracy"]
     assert all(0 <= epoch["prox_time_s"] < epoch["epoch_time_s"] for epoch in history)
 
 
@@ -110,7 +112,10 @@ def test_reload_trains_the_compact_net_on(tiny_idx, tmp_path):
         tau=(50.0,), energies=(100.0,), reload_epoch=1, reload_energy=90.0
     )
     results = train_prox(config, prox_config, tmp_path, model=small_model())
-    assert results["prox"]["reloaded"]
+    reload = results["prox"]["reload"]
+    assert reload["reload_epoch"] == 1
+    assert reload["full_epoch_s"] == results["history"][0]["epoch_time_s"]
+    assert reload["compact_epoch_s"] == results["history"][1]["epoch_time_s"]
     trained = keras.saving.load_model(tmp_path / "model.keras")
     assert trained.count_params() < small_model().count_params()
     assert results["params"] == trained.count_params()

@@ -98,6 +98,27 @@ def post_process(
     }
 
 
+def reload_saving(history: list[dict[str, Any]], reload_epoch: int) -> dict[str, float]:
+    """Returns the training time the reload saved per epoch.
+
+    Args:
+        history: The run's per-epoch logs (``epoch_time_s``).
+        reload_epoch: The epoch after which the net was compressed.
+
+    Returns:
+        Mean epoch time of the full net (the epochs up to the reload's, whose
+        proximal steps and decomposition are included) and of the compact
+        net, and the share of epoch time saved: ``1 - compact / full``.
+    """
+    full = [h["epoch_time_s"] for h in history if h["epoch"] <= reload_epoch]
+    compact = [h["epoch_time_s"] for h in history if h["epoch"] > reload_epoch]
+    entry = {"reload_epoch": reload_epoch, "full_epoch_s": float(np.mean(full))}
+    if compact:
+        entry["compact_epoch_s"] = float(np.mean(compact))
+        entry["epoch_time_saved"] = 1 - entry["compact_epoch_s"] / entry["full_epoch_s"]
+    return entry
+
+
 def summary_table(results: dict[str, Any]) -> str:
     """Returns the end-of-run table: accuracy and sizes per energy."""
     lines = [
@@ -106,6 +127,13 @@ def summary_table(results: dict[str, Any]) -> str:
         f"{results['deployable']['params']:>12,}"
         f"{results['deployable']['flops_mac1']:>15,}",
     ]
+    reload = results["prox"]["reload"]
+    if reload and "epoch_time_saved" in reload:
+        lines.append(
+            f"reload after epoch {reload['reload_epoch']}: epochs of "
+            f"{reload['full_epoch_s']:.1f} s -> {reload['compact_epoch_s']:.1f} s "
+            f"({100 * reload['epoch_time_saved']:.0f} % of training time saved)"
+        )
     for entry in results["prox"]["energies"]:
         label = f"decomposed at {entry['energy']:g} %"
         lines.append(
@@ -156,8 +184,11 @@ def train_prox(
             )
         return {
             "prox": {
+                "trained": trained,
                 **processed,
-                "reloaded": method.reloaded,
+                "reload": reload_saving(trainer.history, prox_config.reload_epoch)
+                if method.reloaded
+                else None,
                 "layers": {
                     name: {
                         "initial_nuclear_norm": float(
