@@ -1,0 +1,147 @@
+"""Compression-aware training: accuracy against exported size (Alvarez & Salzmann 2017).
+
+    python benchmarks/prox_tradeoff.py --root runs/bench_prox --parts mlp lenet5
+
+Per part, one `python -m trainers.prox` run per --taus value (tau = 0 is the
+baseline: ordinary training, decomposed the same way), each decomposed at
+--energies, all with the same optimizer and epochs (a finished run under
+--root is read, not repeated; re-running resumes an unfinished one). Prints,
+like the paper's Tables 3-4, test accuracy, parameters and MACs of the
+exported plain model relative to the baseline's trained model, the target
+(a setting with >= 50 % fewer exported parameters within 0.5 pt of the
+baseline) and the time of the proximal steps against the epoch's; writes
+the lines to <root>/prox_tradeoff.md.
+"""
+
+import argparse
+import pathlib
+import statistics
+
+import lc_common
+
+PARTS = {"mlp": "mlp", "lenet5": "lenet5"}
+
+
+def run_dir(root: pathlib.Path, part: str, tau: float) -> pathlib.Path:
+    return root / f"{part}_tau{tau:g}"
+
+
+def prox_results(root: pathlib.Path, part: str, tau: float, args) -> dict:
+    """Reads (or first runs) one trainers.prox run."""
+    workdir = run_dir(root, part, tau)
+    if not (workdir / "results.json").is_file():
+        lc_common.run_trainer(
+            "trainers.prox",
+            workdir,
+            {
+                "model": PARTS[part],
+                "epochs": args.epochs,
+                "optimizer": "sgd",
+                "learning_rate": args.learning_rate,
+                "momentum": 0.9,
+                "nesterov": True,
+                "seed": args.seed,
+                "tau": tau,
+                "energy": ",".join(f"{energy:g}" for energy in args.energies),
+            },
+        )
+    return lc_common.read_json(workdir / "results.json")
+
+
+def part_lines(root: pathlib.Path, part: str, args) -> list[str]:
+    """The table of one part and its two targets."""
+    runs = {tau: prox_results(root, part, tau, args) for tau in args.taus}
+    base_params = runs[min(runs)]["deployable"]["params"]
+    base_macs = runs[min(runs)]["deployable"]["flops_mac1"]
+    base_accuracy = 100 * runs[min(runs)]["test_accuracy"]
+    rows, candidates = [], []
+    for tau, results in runs.items():
+        points = [("-", results["test_accuracy"], results["deployable"])]
+        points += [
+            (f"{entry['energy']:g} %", entry["test_accuracy"], entry)
+            for entry in results["prox"]["energies"]
+        ]
+        for energy, accuracy, size in points:
+            accuracy = 100 * accuracy
+            params = size["params"] / base_params
+            rows.append(
+                [
+                    f"{tau:g}",
+                    energy,
+                    f"{accuracy:.2f}",
+                    f"{accuracy - base_accuracy:+.2f}",
+                    f"{size['params']:,}",
+                    f"{100 * params:.1f}",
+                    f"{100 * size['flops_mac1'] / base_macs:.1f}",
+                ]
+            )
+            candidates.append((tau, energy, accuracy, params))
+    header = (
+        "tau",
+        "energy",
+        "test acc %",
+        "Δ vs baseline pt",
+        "params (exported)",
+        "params % of baseline",
+        "MACs % of baseline",
+    )
+    fits = [c for c in candidates if round(base_accuracy - c[2], 2) <= 0.5]
+    smallest = min(fits or candidates, key=lambda c: c[3])
+    ratios = [
+        statistics.mean(h["prox_time_s"] for h in r["history"])
+        / statistics.mean(h["epoch_time_s"] for h in r["history"])
+        for tau, r in runs.items()
+        if tau > 0
+    ]
+    settings = runs[min(runs)]["config"]
+    return [
+        f"### {part}",
+        "",
+        f"{settings['epochs']} epochs, SGD lr {settings['learning_rate']:g} "
+        f"Nesterov momentum 0.9, seed {settings['seed']}, proximal step once an "
+        f"epoch; baseline: tau = {min(runs):g}, not decomposed "
+        f"({base_accuracy:.2f} %, {base_params:,} parameters)."
+        + ("" if 0.0 in runs else " (no tau = 0 run: the smallest tau is it)"),
+        "",
+        *lc_common.markdown_table(header, rows),
+        "",
+        lc_common.target_line(
+            ">= 50 % fewer exported parameters within 0.5 pt of the baseline",
+            bool(fits) and smallest[3] <= 0.5,
+            f"best within 0.5 pt: tau {smallest[0]:g}, energy {smallest[1]}, "
+            f"{100 * smallest[3]:.1f} % of the parameters, "
+            f"{smallest[2] - base_accuracy:+.2f} pt",
+        ),
+        lc_common.target_line(
+            "proximal step time / epoch time <= 0.05",
+            max(ratios, default=0) <= 0.05,
+            "per run: " + ", ".join(f"{ratio:.3f}" for ratio in ratios),
+        ),
+        "",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--root",
+        type=lambda t: pathlib.Path(t).resolve(),
+        default=lc_common.REPO / "runs" / "bench_prox",
+    )
+    parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS))
+    parser.add_argument("--taus", type=float, nargs="+", default=[0.0, 2.0, 5.0, 10.0])
+    parser.add_argument(
+        "--energies", type=float, nargs="+", default=[80.0, 90.0, 100.0]
+    )
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--learning_rate", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    lines = []
+    for part in args.parts:
+        lines += part_lines(args.root, part, args)
+    lc_common.emit(args.root, "prox_tradeoff", lines)
+
+
+if __name__ == "__main__":
+    main()
