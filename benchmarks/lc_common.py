@@ -128,12 +128,15 @@ def lambda_dir(workdir: pathlib.Path, lam: float) -> pathlib.Path:
     return workdir / f"lambda_{lam:g}"
 
 
-def _flag(name: str, value: Any) -> str:
+def _flags(name: str, value: Any) -> list[str]:
+    """The flags of one setting; a list other than lambdas repeats its flag."""
     if name == "lambdas":
-        return f"--lambda={','.join(map(repr, value))}"
+        return [f"--lambda={','.join(map(repr, value))}"]
     if isinstance(value, bool):
-        return f"--{name}" if value else f"--no{name}"
-    return f"--{name}={value}"
+        return [f"--{name}" if value else f"--no{name}"]
+    if isinstance(value, list):
+        return [f"--{name}={item}" for item in value]
+    return [f"--{name}={value}"]
 
 
 def run_trainer(module: str, workdir: pathlib.Path, settings: dict[str, Any]) -> None:
@@ -144,7 +147,12 @@ def run_trainer(module: str, workdir: pathlib.Path, settings: dict[str, Any]) ->
         module,
         f"--workdir={workdir}",
         "--verbose=2",
-        *(_flag(name, value) for name, value in settings.items() if value is not None),
+        *(
+            flag
+            for name, value in settings.items()
+            if value is not None
+            for flag in _flags(name, value)
+        ),
     ]
     print("$", " ".join(command[1:]), flush=True)
     subprocess.run(command, cwd=REPO, check=True)

@@ -1,6 +1,6 @@
 """Compression-aware training: accuracy against exported size (Alvarez & Salzmann 2017).
 
-    python benchmarks/prox_tradeoff.py --root runs/bench_prox --parts mlp lenet5
+    python benchmarks/prox_tradeoff.py --root runs/bench_prox --parts mlp lenet5 methods
 
 Per part, one `python -m trainers.prox` run per --taus value (tau = 0 is the
 baseline: ordinary training, decomposed the same way), each decomposed at
@@ -11,6 +11,12 @@ exported plain model relative to the baseline's trained model, the target
 (a setting with >= 50 % fewer exported parameters within 0.5 pt of the
 baseline) and the time of the proximal steps against the epoch's; writes
 the lines to <root>/prox_tradeoff.md.
+
+The methods part puts the three methods side by side on the paper MLP with
+one budget of 30 training epochs each: dense (`trainers.baseline`), DLRA
+(`trainers.dlra`, defaults), LC (reference 10 epochs, 15 L steps of one
+epoch, 5 epochs of fine-tuning, lambda 1e-5) and prox (tau 2, decomposed at
+--methods_energy); all exported with `trainers.export` (float32, int8).
 """
 
 import argparse
@@ -20,6 +26,29 @@ import statistics
 import lc_common
 
 PARTS = {"mlp": "mlp", "lenet5": "lenet5"}
+SGD = {"optimizer": "sgd", "momentum": 0.9, "nesterov": True}
+METHOD_RUNS = {
+    "dense": ("trainers.baseline", {"model": "mlp", "epochs": 30}),
+    "DLRA": ("trainers.dlra", {"model": "mlp", "epochs": 30}),
+    "LC": (
+        "trainers.lc",
+        {
+            "model": "mlp",
+            "epochs": 10,
+            "lambdas": [1e-5],
+            "lc_steps": 15,
+            "finetune_epochs": 5,
+            "learning_rate": 0.01,
+            "finetune_learning_rate": 0.01,
+            "baselines": False,
+            **SGD,
+        },
+    ),
+    "prox": (
+        "trainers.prox",
+        {"model": "mlp", "epochs": 30, "learning_rate": 0.05, "tau": 2.0, **SGD},
+    ),
+}
 
 
 def run_dir(root: pathlib.Path, part: str, tau: float) -> pathlib.Path:
@@ -121,6 +150,70 @@ def part_lines(root: pathlib.Path, part: str, args) -> list[str]:
     ]
 
 
+def method_file(root: pathlib.Path, method: str, energy: float) -> pathlib.Path:
+    """The trained model file of one method of the methods part."""
+    folder = root / f"mlp30_{method.lower()}"
+    if method == "LC":
+        return lc_common.lambda_dir(folder, 1e-5) / "model_lowrank.keras"
+    if method == "prox":
+        return folder / f"energy_{energy:g}" / "model_lowrank.keras"
+    return folder / "model.keras"
+
+
+def methods_lines(root: pathlib.Path, args) -> list[str]:
+    """The three methods and the dense net, one budget, exported side by side."""
+    files = {}
+    for method, (module, settings) in METHOD_RUNS.items():
+        workdir = root / f"mlp30_{method.lower()}"
+        if not (workdir / "results.json").is_file():
+            extra = {"energy": f"{args.methods_energy:g}"} if method == "prox" else {}
+            lc_common.run_trainer(module, workdir, {**settings, **extra})
+        files[method] = method_file(root, method, args.methods_energy)
+    export = root / "export_methods"
+    if not (export / "export.json").is_file():
+        lc_common.run_trainer(
+            "trainers.export",
+            export,
+            {
+                "baseline_path": f"dense={files.pop('dense')}",
+                "model_path": [f"{m}={path}" for m, path in files.items()],
+                "formats": "float32,int8",
+            },
+        )
+    results = lc_common.read_json(export / "export.json")
+    rows = []
+    for name, entry in results["models"].items():
+        float32, int8 = entry["formats"]["float32"], entry["formats"]["int8"]
+        rows.append(
+            [
+                name,
+                30,
+                f"{100 * float32['test_accuracy']:.2f}",
+                f"{float32['params']:,}",
+                f"{entry['keras']['flops_mac1']:,}",
+                f"{int8['size_bytes'] / 1024:,.1f}",
+                f"{100 * int8['test_accuracy']:.2f}",
+            ]
+        )
+    header = (
+        "method",
+        "training epochs in all",
+        "test acc % (float32 file)",
+        "params (exported)",
+        "FLOPs (1/MAC)",
+        "int8 file KB",
+        "int8 test acc %",
+    )
+    return [
+        "### Three methods on the paper MLP, 30 epochs each",
+        "",
+        *lc_common.markdown_table(header, rows),
+        "",
+        f"prox: tau 2, decomposed at {args.methods_energy:g} % energy.",
+        "",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -128,7 +221,10 @@ def main() -> None:
         type=lambda t: pathlib.Path(t).resolve(),
         default=lc_common.REPO / "runs" / "bench_prox",
     )
-    parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS))
+    parser.add_argument(
+        "--parts", nargs="+", choices=[*PARTS, "methods"], default=[*PARTS, "methods"]
+    )
+    parser.add_argument("--methods_energy", type=float, default=90.0)
     parser.add_argument("--taus", type=float, nargs="+", default=[0.0, 2.0, 5.0, 10.0])
     parser.add_argument(
         "--energies", type=float, nargs="+", default=[80.0, 90.0, 100.0]
@@ -139,7 +235,10 @@ def main() -> None:
     args = parser.parse_args()
     lines = []
     for part in args.parts:
-        lines += part_lines(args.root, part, args)
+        if part == "methods":
+            lines += methods_lines(args.root, args)
+        else:
+            lines += part_lines(args.root, part, args)
     lc_common.emit(args.root, "prox_tradeoff", lines)
 
 

@@ -59,7 +59,7 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_integer("latency_rounds", 5, "Interleaved timing rounds (>= 1).")
 flags.DEFINE_integer("seed", 0, "Seed of the calibration draw and of QAT.")
-flags.DEFINE_integer("verbose", 1, "0 silent, 1 progress lines and the table.")
+flags.DEFINE_integer("verbose", 1, "0 silent; 1 or 2: progress lines and the table.")
 flags.DEFINE_string("workdir", None, "Folder of the files and the report.")
 flags.mark_flag_as_required("model_path")
 flags.mark_flag_as_required("workdir")

@@ -66,7 +66,8 @@ class ExportConfig:
         latency_rounds: Rounds of the interleaved timing, >= 1; the median
             is taken over all invocations of all rounds.
         seed: Seed of the representative draw and of QAT.
-        verbose: 0 silent, 1 progress lines.
+        verbose: 0 silent; 1 or 2 (as the trainers' line per epoch):
+            progress lines.
     """
 
     formats: tuple[str, ...] = FORMATS
@@ -100,9 +101,9 @@ class ExportConfig:
                 "Expected qat_learning_rate > 0. "
                 f"Received: qat_learning_rate={self.qat_learning_rate!r}"
             )
-        if self.verbose not in (0, 1):
+        if self.verbose not in (0, 1, 2):
             raise ConfigError(
-                f"Expected verbose in (0, 1). Received: verbose={self.verbose!r}"
+                f"Expected verbose in (0, 1, 2). Received: verbose={self.verbose!r}"
             )
 
     def load_splits(self) -> data_lib.DataSplits:
