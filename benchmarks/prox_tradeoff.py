@@ -225,7 +225,9 @@ def main() -> None:
         "--parts", nargs="+", choices=[*PARTS, "methods"], default=[*PARTS, "methods"]
     )
     parser.add_argument("--methods_energy", type=float, default=90.0)
-    parser.add_argument("--taus", type=float, nargs="+", default=[0.0, 2.0, 5.0, 10.0])
+    parser.add_argument(
+        "--taus", type=float, nargs="+", default=[0.0, 2.0, 3.0, 5.0, 10.0]
+    )
     parser.add_argument(
         "--energies", type=float, nargs="+", default=[80.0, 90.0, 100.0]
     )
