@@ -62,14 +62,11 @@ class Prox(Callback):
         self._prox_seconds = 0.0
         self._last: dict[str, operators.CompressionProx] = {}
 
-    def _layers(self, model: keras.Model) -> list[keras.layers.Layer]:
-        return compressible_layers(model)
-
     def on_train_begin(self, trainer) -> None:
         """Records the initial spectra (unless restored from a checkpoint)."""
         if self.initial_spectra or self.reloaded:
             return
-        for layer in self._layers(trainer.model):
+        for layer in compressible_layers(trainer.model):
             matrix = operators.kernel_as_matrix(layer.kernel)
             spectrum = operators.soft_threshold_singular_values(matrix, 0.0, layer.name)
             self.initial_spectra[layer.name] = keras.ops.convert_to_numpy(
@@ -84,7 +81,7 @@ class Prox(Callback):
             step_size: rho, the current learning rate.
         """
         start = time.perf_counter()
-        for index, layer in enumerate(self._layers(model)):
+        for index, layer in enumerate(compressible_layers(model)):
             result = operators.low_rank_group_sparse_prox(
                 operators.kernel_as_matrix(layer.kernel),
                 step_size,
