@@ -1,8 +1,10 @@
-"""IDX encoding, small learnable datasets (IDX files, PNG folders), batch reading."""
+"""IDX encoding, small learnable datasets (IDX files, PNG folders), batch reading,
+and a small conv net for them."""
 
 import gzip
 import pathlib
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -102,3 +104,20 @@ def read_batches(dataset) -> tuple[np.ndarray, np.ndarray, list[int]]:
         labels.append(y)
         sizes.append(len(y))
     return np.concatenate(images), np.concatenate(labels), sizes
+
+
+def small_conv_model(hidden_units: int, seed: int = 0) -> keras.Model:
+    """Conv2D "conv" (4 filters) -> Flatten "flatten" -> Dense "hidden" -> "out".
+
+    Takes the 28x28x1 images of `make_idx_folder`; 10 logits.
+    """
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(4, 3, strides=2, activation="relu", name="conv"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(hidden_units, activation="relu", name="hidden"),
+            keras.layers.Dense(10, name="out"),
+        ]
+    )

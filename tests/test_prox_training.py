@@ -5,6 +5,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from synthetic import small_conv_model
 from trainer_runs import assert_same_weights, final_weights, kill_after_checkpoint
 from trainer_runs import run as run_trainer
 
@@ -14,16 +15,7 @@ from keras_rank.training import TrainConfig, train_and_evaluate
 
 
 def small_model(seed: int = 0) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(4, 3, strides=2, activation="relu", name="conv"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(24, activation="relu", name="hidden"),
-            keras.layers.Dense(10, name="out"),
-        ]
-    )
+    return small_conv_model(24, seed)
 
 
 def sgd_config(tiny_idx, **overrides) -> TrainConfig:

@@ -85,6 +85,12 @@ def define_train_flags() -> None:
     )
     flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
     flags.DEFINE_integer("verbose", 1, "0 silent, 1 progress bar, 2 a line per epoch.")
+    flags.DEFINE_list(
+        "record_units",
+        [],
+        "Dense/Conv2D layers whose weights are written after every epoch, for "
+        "the cosine graph of their units over training (trainers.analyze).",
+    )
     flags.DEFINE_string("workdir", None, "Work directory (checkpoints, logs, results).")
     flags.mark_flag_as_required("workdir")
 
@@ -115,6 +121,7 @@ def train_config_from_flags() -> TrainConfig:
         cpu_devices=f.cpu_devices,
         jit_compile=f.jit_compile,
         verbose=f.verbose,
+        record_units=tuple(f.record_units),
     )
 
 

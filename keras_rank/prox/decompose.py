@@ -37,7 +37,7 @@ reaches exactly one next layer, all of it):
 
 * its output must reach exactly one Dense or Conv2D layer, through
   unshared, unbranched layers that map a constant channel to a constant
-  channel (`ModelGraph.exclusive_successor`): Dropout (identity at
+  channel (`keras_rank.unit_removal`, shared with pruning): Dropout (identity at
   inference; a Dropout whose ``noise_shape`` fixes the channel count is not
   crossed), Max/AveragePooling2D and GlobalMax/GlobalAveragePooling2D
   (channels last; the window of a constant map is constant, also with
@@ -69,10 +69,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_rank import costs
+from keras_rank import costs, unit_removal
 from keras_rank.errors import ConfigError
-from keras_rank.factorize import FACTORIZABLE, clone_replacing
-from keras_rank.graph import MODEL_OUTPUT, ModelGraph
+from keras_rank.graph import ModelGraph
 from keras_rank.lc.c_step import robust_svd, stays_dense
 from keras_rank.lc.layer_matrices import (
     LayerSpec,
@@ -84,17 +83,6 @@ from keras_rank.lc.layer_matrices import (
 
 DEFAULT_TOLERANCE = 1e-5
 """Relative tolerance of a zero unit and of a zero singular value."""
-
-_CROSSED = (
-    keras.layers.Dropout,
-    keras.layers.MaxPooling2D,
-    keras.layers.AveragePooling2D,
-    keras.layers.GlobalMaxPooling2D,
-    keras.layers.GlobalAveragePooling2D,
-    keras.layers.Flatten,
-)
-# Elementwise layers: a constant channel c becomes the constant layer(c).
-_ELEMENTWISE = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,51 +236,11 @@ def energy_rank(
 
 
 # ------------------------------------------------------------ zero units
-@dataclasses.dataclass
-class _Weights:
-    """The working copy of a Dense/Conv2D layer's kernel and bias."""
-
-    kernel: np.ndarray
-    bias: np.ndarray | None
-    changed: bool = False
-
-
-def _crosses(layer: Any) -> bool:
-    """Tells whether a layer maps a constant channel to a constant channel."""
-    noise_shape = getattr(layer, "noise_shape", None)
-    return (
-        isinstance(layer, _CROSSED + _ELEMENTWISE)
-        and getattr(layer, "data_format", "channels_last") == "channels_last"
-        and (noise_shape is None or noise_shape[-1] in (None, 1))
-    )
-
-
 def _zero_units(kernel: np.ndarray, tolerance: float) -> list[int]:
     """Returns the units whose column norm is <= tolerance * ||kernel||_F."""
     columns = kernel.reshape(-1, kernel.shape[-1]).astype(np.float64)
     norms = np.linalg.norm(columns, axis=0)
     return np.flatnonzero(norms <= tolerance * np.linalg.norm(columns)).tolist()
-
-
-def _why_units_stay(chain: Any, layer: Any, graph: ModelGraph, weights: dict) -> str:
-    """Returns why no zero unit of `layer` can be removed, or ''."""
-    if chain is None:
-        sinks = graph.sinks(layer, through=_crosses)
-        if any(sink is MODEL_OUTPUT for sink in sinks):
-            return "its output is a model output"
-        names = sorted(sink.name for sink in sinks)
-        return (
-            f"its output is read by {names}: a branch, a layer with several "
-            "inputs or a shared layer"
-        )
-    successor = chain.successor
-    if successor.name not in weights:
-        return (
-            f"its output is read by {successor.name!r} "
-            f"({type(successor).__name__}), not a layer whose inputs can be "
-            f"removed: {FACTORIZABLE}"
-        )
-    return ""
 
 
 def _why_constant_stays(constant: float, successor: Any) -> str:
@@ -316,49 +264,16 @@ def _unit_constants(layer: Any, bias: np.ndarray, between: tuple) -> np.ndarray:
     """Returns each unit's constant output ``act(bias)`` as the next layer reads it."""
     value = layer.activation(keras.ops.convert_to_tensor(bias[None, :]))
     for between_layer in between:
-        if isinstance(between_layer, _ELEMENTWISE):
+        if isinstance(between_layer, unit_removal.ELEMENTWISE):
             value = between_layer(value)
     return keras.ops.convert_to_numpy(value).astype(np.float64)[0]
 
 
-def _input_rows(layer: Any, between: tuple) -> np.ndarray:
-    """Returns (units, k): the next layer's input coordinates of each unit.
-
-    A unit is one channel of `layer`'s output; every Flatten on the way
-    turns each coordinate i of a tensor with P positions and C channels into
-    the P coordinates ``p * C + i``.
-    """
-    shape = layer.compute_output_shape(tuple(layer.get_build_config()["input_shape"]))
-    rows = np.arange(shape[-1])[:, None]
-    for between_layer in between:
-        if isinstance(between_layer, keras.layers.Flatten):
-            positions = math.prod(shape[1:-1])
-            flat = np.arange(positions)[None, :, None] * shape[-1] + rows[:, None, :]
-            rows = flat.reshape(len(rows), -1)
-        shape = between_layer.compute_output_shape(shape)
-    return rows
-
-
-def _fold_and_drop(successor: _Weights, rows: np.ndarray, constants: np.ndarray):
-    """Adds the constants' contribution to the bias and drops their inputs.
-
-    Args:
-        successor: The next layer's weights; kernel (..., inputs, outputs).
-        rows: (m, k) input coordinates of the m removed units.
-        constants: (m,) their constant outputs.
-    """
-    kernel = successor.kernel
-    if np.any(constants):
-        taps = kernel.reshape(-1, *kernel.shape[-2:]).astype(np.float64)
-        contribution = np.einsum("m,tmko->o", constants, taps[:, rows, :])
-        bias = successor.bias.astype(np.float64) + contribution
-        successor.bias = bias.astype(successor.bias.dtype)
-    successor.kernel = np.delete(kernel, rows.ravel(), axis=-2)
-    successor.changed = True
-
-
 def _remove_units_of(
-    layer: Any, graph: ModelGraph, weights: dict[str, _Weights], tolerance: float
+    layer: Any,
+    graph: ModelGraph,
+    weights: dict[str, unit_removal.LayerWeights],
+    tolerance: float,
 ) -> UnitRemoval:
     """Removes `layer`'s zero units where possible, editing `weights`."""
     own = weights[layer.name]
@@ -366,8 +281,8 @@ def _remove_units_of(
     zero = _zero_units(own.kernel, tolerance)
     if not zero:
         return UnitRemoval(layer.name, units, units, (), ())
-    chain = graph.exclusive_successor(layer, through=_crosses)
-    reason = _why_units_stay(chain, layer, graph, weights)
+    chain = unit_removal.successor_chain(layer, graph)
+    reason = unit_removal.why_units_stay(chain, layer, graph, set(weights))
     if reason:
         return UnitRemoval(
             layer.name, units, units, (), tuple((n, reason) for n in zero)
@@ -384,35 +299,10 @@ def _remove_units_of(
     if len(removed) == units:
         kept.append((removed.pop(), "a layer keeps at least one unit"))
     if removed:
-        rows = _input_rows(layer, chain.between)[removed]
-        _fold_and_drop(weights[chain.successor.name], rows, constants[removed])
-        own.kernel = np.delete(own.kernel, removed, axis=-1)
-        if own.bias is not None:
-            own.bias = np.delete(own.bias, removed)
-        own.changed = True
+        unit_removal.drop_units(layer, chain, weights, removed, constants[removed])
     return UnitRemoval(
         layer.name, units, units - len(removed), tuple(removed), tuple(sorted(kept))
     )
-
-
-def _rebuilt(model: keras.Model, weights: dict[str, _Weights]) -> keras.Model:
-    """Returns a copy of `model` whose changed layers hold their new weights."""
-
-    def convert(layer):
-        new = weights.get(layer.name)
-        if new is None or not new.changed:
-            return None
-        size = "units" if isinstance(layer, keras.layers.Dense) else "filters"
-        plain = type(layer).from_config(
-            {**layer.get_config(), size: new.kernel.shape[-1]}
-        )
-        input_shape = list(layer.get_build_config()["input_shape"])
-        input_shape[-1] = new.kernel.shape[-2]
-        plain.build(tuple(input_shape))
-        plain.set_weights([new.kernel] + ([new.bias] if new.bias is not None else []))
-        return plain
-
-    return clone_replacing(model, convert)
 
 
 def remove_zero_units(
@@ -442,17 +332,11 @@ def remove_zero_units(
     tolerance = _check_tolerance(tolerance)
     graph = ModelGraph(model)
     layers = compressible_layers(model)
-    weights = {
-        layer.name: _Weights(
-            keras.ops.convert_to_numpy(layer.kernel),
-            keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None,
-        )
-        for layer in layers
-    }
+    weights = {layer.name: unit_removal.LayerWeights.of(layer) for layer in layers}
     report = tuple(
         _remove_units_of(layer, graph, weights, tolerance) for layer in layers
     )
-    return _rebuilt(model, weights), report
+    return unit_removal.rebuilt(model, weights), report
 
 
 # ---------------------------------------------------------- decomposition

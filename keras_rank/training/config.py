@@ -29,7 +29,7 @@ OPTIMIZER_FIELDS = (
 
 # Fields that may differ between a run and its resumption: asking for more
 # epochs continues a finished run, and progress output is cosmetic.
-RESUMABLE_CHANGES = frozenset({"epochs", "verbose"})
+RESUMABLE_CHANGES = frozenset({"epochs", "verbose", "record_units"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +74,9 @@ class TrainConfig:
             give bit-identical runs.
         jit_compile: Compile the train step with XLA.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        record_units: Names of Dense/Conv2D layers whose unit matrices are
+            written after every epoch (`keras_rank.training.unit_history`),
+            for the cosine graph of their units over training.
     """
 
     model: str | None = None
@@ -100,6 +103,7 @@ class TrainConfig:
     deterministic: bool = True
     jit_compile: bool = False
     verbose: int = 1
+    record_units: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.model is not None and self.model_path is not None:
@@ -145,6 +149,14 @@ class TrainConfig:
                 f"Expected verbose in (0, 1, 2). Received: verbose={self.verbose}"
             )
         object.__setattr__(self, "data", os.fspath(self.data))
+        if isinstance(self.record_units, str) or not all(
+            isinstance(name, str) and name for name in self.record_units
+        ):
+            raise ConfigError(
+                "Expected record_units: a sequence of layer names. "
+                f"Received: record_units={self.record_units!r}"
+            )
+        object.__setattr__(self, "record_units", tuple(self.record_units))
 
     def optimizer_settings(self) -> dict[str, Any]:
         """Returns the arguments of `optimizers.make_optimizer` but the run's length."""

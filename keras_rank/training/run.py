@@ -5,6 +5,7 @@ Work directory layout::
     config.json        the run's TrainConfig (checked again on resume)
     checkpoints/       per-epoch checkpoints; re-running resumes from the newest
     tensorboard/       train/ and validation/ scalars per epoch
+    unit_history/      unit matrices at init and per epoch (`unit_history`)
     model.keras        the final model
     results.json       test metrics, parameters, FLOPs, history, wall time
 
@@ -36,6 +37,7 @@ from keras_rank.training.engine import Trainer
 from keras_rank.training.hooks import Callback, GradientTransform, LossTerm
 from keras_rank.training.strategy import is_chief, make_strategy
 from keras_rank.training.task_loss import resolve_task_loss
+from keras_rank.training.unit_history import HISTORY_DIR, UnitHistory
 from keras_rank.workdirs import make_writable_folder
 
 ModelTransform = Callable[[keras.Model], keras.Model]
@@ -213,7 +215,7 @@ def train_and_evaluate(
         strategy=strategy,
         loss_terms=loss_terms,
         gradient_transforms=gradient_transforms,
-        callbacks=callbacks,
+        callbacks=(*callbacks, UnitHistory(path / HISTORY_DIR, config.record_units)),
         checkpoint_dir=path / "checkpoints",
         log_dir=path / "tensorboard",
         verbose=config.verbose,

@@ -1,0 +1,138 @@
+"""A layer's unit matrix: one row per unit (output channel), as in Heitmann.
+
+Keras stores a Dense kernel as (inputs, units) and a Conv2D kernel as
+(dh, dw, c, n); the analysis works on ``W`` (units x inputs), the transpose of
+the layer's matrix in LC's conv scheme 1 (`keras_rank.layers.conv_kernel_as_matrix`):
+a Conv2D filter is one row of its ``dh * dw * c`` weights.
+"""
+
+import keras
+import numpy as np
+
+from keras_rank.errors import ConfigError
+
+ANALYSED_LAYERS = (keras.layers.Dense, keras.layers.Conv2D)
+
+
+def unit_matrix(kernel) -> np.ndarray:
+    """Returns ``W`` (units x inputs, float64) of a Dense or Conv2D kernel.
+
+    Args:
+        kernel: A Dense kernel (in, out) or Conv2D kernel (dh, dw, c, n):
+            tensor, variable or array.
+
+    Raises:
+        ConfigError: The kernel is neither 2-D nor 4-D.
+    """
+    kernel = np.asarray(keras.ops.convert_to_numpy(kernel), np.float64)
+    if kernel.ndim not in (2, 4):
+        raise ConfigError(
+            "Expected kernel: a Dense kernel (in, out) or a Conv2D kernel "
+            f"(dh, dw, c, n). Received: kernel.shape={kernel.shape}"
+        )
+    return kernel.reshape(-1, kernel.shape[-1]).T
+
+
+def check_unit_matrix(matrix) -> np.ndarray:
+    """Returns `matrix` as float64 after checking it is 2-D with a unit or more.
+
+    Raises:
+        ConfigError: It is not.
+    """
+    matrix = np.asarray(matrix, np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] < 1:
+        raise ConfigError(
+            "Expected matrix: a 2-D unit matrix (units x inputs) with at least "
+            f"one unit. Received: matrix.shape={matrix.shape}"
+        )
+    return matrix
+
+
+def normalized_rows(matrix) -> np.ndarray:
+    """Returns ``W_hat``: the rows of `matrix` scaled to norm 1 (zero rows stay 0).
+
+    Raises:
+        ConfigError: `matrix` is not 2-D with at least one row.
+    """
+    matrix = check_unit_matrix(matrix)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
+def cosine_similarities(matrix) -> np.ndarray:
+    """Returns ``X = W_hat W_hat^T``: the cosine similarities of the units.
+
+    A zero row has similarity 0 with every other unit and 1 with itself.
+
+    Args:
+        matrix: ``W``, a unit matrix (units x inputs).
+
+    Returns:
+        (units x units) float64, symmetric, entries in [-1, 1], diagonal 1.
+
+    Raises:
+        ConfigError: `matrix` is not 2-D with at least one row.
+    """
+    unit = normalized_rows(matrix)
+    similarities = np.clip(unit @ unit.T, -1.0, 1.0)
+    np.fill_diagonal(similarities, 1.0)
+    return similarities
+
+
+def layer_unit_matrix(model: keras.Model, name: str) -> np.ndarray:
+    """Returns the unit matrix of `model`'s Dense or Conv2D layer `name`.
+
+    Raises:
+        ConfigError: No layer has that name, or it is not Dense/Conv2D.
+    """
+    return unit_matrix(analysed_layer(model, name).kernel)
+
+
+def analysed_layers(model: keras.Model) -> list:
+    """Returns the model's Dense and Conv2D layers, in model order."""
+    return [layer for layer in model.layers if type(layer) in ANALYSED_LAYERS]
+
+
+def analysed_layer(model: keras.Model, name: str):
+    """Returns `model`'s Dense or Conv2D layer called `name`.
+
+    Raises:
+        ConfigError: No layer has that name, or it is not Dense/Conv2D; the
+            message lists the names allowed.
+    """
+    allowed = [layer.name for layer in analysed_layers(model)]
+    if name not in allowed:
+        found = {layer.name: type(layer).__name__ for layer in model.layers}
+        what = (
+            f"it is a {found[name]}" if name in found else "the model has no such layer"
+        )
+        raise ConfigError(
+            f"Expected layer: the name of a Dense or Conv2D layer of the model, "
+            f"one of {allowed}. Received: layer={name!r} ({what})."
+        )
+    return model.get_layer(name)
+
+
+def with_unit_matrix(model: keras.Model, name: str, matrix: np.ndarray) -> keras.Model:
+    """Returns a copy of `model` whose layer `name` has the unit matrix `matrix`.
+
+    Args:
+        model: A built Functional or Sequential model.
+        name: A Dense or Conv2D layer of it.
+        matrix: (units x inputs), the shape of the layer's unit matrix.
+
+    Raises:
+        ConfigError: Bad layer name, or `matrix` is not of the layer's shape.
+    """
+    kernel = analysed_layer(model, name).kernel
+    expected = unit_matrix(kernel).shape
+    if np.shape(matrix) != expected:
+        raise ConfigError(
+            f"Expected matrix of shape {expected} (the unit matrix of {name!r}). "
+            f"Received: matrix.shape={np.shape(matrix)}"
+        )
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    new_kernel = np.asarray(matrix).T.reshape(kernel.shape)
+    copy.get_layer(name).kernel.assign(new_kernel.astype(kernel.dtype))
+    return copy
