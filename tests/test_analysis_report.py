@@ -246,3 +246,21 @@ def test_every_methods_model_is_analysed_in_its_plain_form(
     else:
         assert sorted(spectra) == ["conv", "hidden_u", "hidden_v", "out"]
         assert (spectra["hidden_v"]["units"], spectra["hidden_v"]["inputs"]) == (16, 4)
+
+
+def test_data_is_read_beside_below_or_above_the_model(tmp_path):
+    def write(folder, data):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps({"data": data}))
+
+    def data_of(model_path):
+        return AnalysisConfig(model_path=str(model_path)).train_config().data
+
+    write(tmp_path / "lc_run" / "lc", "below")  # LC: models beside lc/, finetune/
+    assert data_of(tmp_path / "lc_run" / "model_lowrank.keras") == "below"
+    write(tmp_path / "prox_run", "above")  # prox: energy_<e>/ below the run
+    assert data_of(tmp_path / "prox_run" / "energy_90" / "model_plain.keras") == "above"
+    write(tmp_path / "prox_run" / "energy_90", "beside")
+    assert (
+        data_of(tmp_path / "prox_run" / "energy_90" / "model_plain.keras") == "beside"
+    )

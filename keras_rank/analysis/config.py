@@ -154,13 +154,16 @@ class AnalysisConfig:
         """The training config whose data and splits the accuracies use.
 
         Unset data fields come from the trainer's config.json beside the
-        model (or one folder up: LC and prox keep several models in
-        sub-folders) when there is one, else from `TrainConfig`'s defaults.
+        model, else in a sub-folder of its folder (LC writes its models
+        beside the runs lc/, finetune/, ...), else one folder up (prox's
+        energy_<e>/ models), else from `TrainConfig`'s defaults.
         """
         saved = {}
-        for folder in (self.run_folder, self.run_folder.parent):
-            if (folder / RUN_CONFIG).is_file():
-                run = json.loads((folder / RUN_CONFIG).read_text())
+        folder = self.run_folder
+        candidates = [folder, *sorted(folder.glob("*/")), folder.parent]
+        for candidate in candidates:
+            if (candidate / RUN_CONFIG).is_file():
+                run = json.loads((candidate / RUN_CONFIG).read_text())
                 saved = {name: run[name] for name in _DATA_FIELDS if name in run}
                 break
         given = {
