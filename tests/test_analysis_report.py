@@ -8,8 +8,10 @@ import pytest
 from synthetic import small_conv_model
 from trainer_runs import run as run_trainer
 
+from keras_rank import costs
 from keras_rank.analysis.config import AnalysisConfig
 from keras_rank.analysis.pruning_criteria import CRITERIA
+from keras_rank.analysis.report import report_blocks
 from keras_rank.analysis.run import analyze
 from keras_rank.analysis.units import unit_matrix, with_unit_matrix
 from keras_rank.deployable import deployable_size
@@ -108,6 +110,15 @@ def test_report_is_self_contained_and_names_every_figure(analysis):
     for name in ("pruning_hidden.png", "spectra.png", "residuals.png"):
         assert f"]({name})" in markdown
     assert "max_frame_potential" in markdown
+
+
+def test_report_labels_the_methods_own_count_where_it_differs(analysis):
+    _, results = analysis
+    assert "own count" not in report_blocks(results)[1].text
+    fewer = {**results, "method_params": results["params"] - 100}
+    line = report_blocks(fewer)[1].text
+    assert f"{results['params']:,} parameters (the plain model as it exports)" in line
+    assert f"{results['params'] - 100:,} by the method's own count" in line
 
 
 def test_rank_k_replacement_changes_only_that_layer():
@@ -235,6 +246,7 @@ def test_every_methods_model_is_analysed_in_its_plain_form(
     )
     results = analyze(config, tmp_path / "analysis")
     assert results["params"] == deployable_size(method_model)["params"]
+    assert results["method_params"] == costs.model_cost(method_model).params
     assert results["pruning"]["curves"][0]["accuracy"][0] == results["test_accuracy"]
     spectra = {entry["name"]: entry for entry in results["spectra"]["layers"]}
     if kind == "factorized":

@@ -170,6 +170,13 @@ def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _method_count(results: dict[str, Any]) -> str:
+    """The method's own parameter count, where it differs from the plain one."""
+    if results["method_params"] == results["params"]:
+        return ""
+    return f"; {results['method_params']:,} by the method's own count (e.g. DLRA's W')"
+
+
 def report_blocks(results: dict[str, Any]) -> list[Block]:
     """Returns the report's blocks from the content of ``analysis.json``."""
     return [
@@ -178,7 +185,7 @@ def report_blocks(results: dict[str, Any]) -> list[Block]:
             "p",
             f"Data: {results['data']}. Test accuracy "
             f"{_percent(results['test_accuracy'])} %, {results['params']:,} "
-            "parameters (the plain model as it exports).",
+            "parameters (the plain model as it exports)" + _method_count(results) + ".",
         ),
         *_pruning_blocks(results["pruning"]),
         *_spectra_blocks(results["spectra"]),

@@ -28,7 +28,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_rank import user_models
+from keras_rank import costs, user_models
 from keras_rank.analysis import pruning, spectra
 from keras_rank.analysis.config import AnalysisConfig
 from keras_rank.analysis.cosine_graph import GraphFrame, graph_frames
@@ -244,7 +244,8 @@ def analyze(config: AnalysisConfig, workdir: str | os.PathLike) -> dict[str, Any
     """
     say = print if config.verbose else (lambda line: None)
     path = make_writable_folder(workdir, "workdir")
-    model = deployable_model(user_models.load_model_file(config.model_path))
+    loaded = user_models.load_model_file(config.model_path)
+    model = deployable_model(loaded)
     layer = config.layer or _first_prunable(model)
     pruning.check_prunable(model, layer)
     config.counts(pruning.layer_width(model, layer))
@@ -262,6 +263,7 @@ def analyze(config: AnalysisConfig, workdir: str | os.PathLike) -> dict[str, Any
         "data": splits.source,
         "test_accuracy": accuracy,
         "params": int(model.count_params()),
+        "method_params": int(costs.model_cost(loaded).params),
         "pruning": prune_section(model, layer, config, evaluate, path, say),
         "spectra": spectra_section(model, config, evaluate, path, say),
         "graph": graph_section(model, layer, config, path),
