@@ -276,3 +276,19 @@ def test_data_is_read_beside_below_or_above_the_model(tmp_path):
     assert (
         data_of(tmp_path / "prox_run" / "energy_90" / "model_plain.keras") == "beside"
     )
+
+
+def test_a_layer_without_history_is_drawn_once_and_the_report_names_others(
+    trained_run, tmp_path
+):
+    config = AnalysisConfig(
+        model_path=str(trained_run / "model.keras"),
+        layer="conv",
+        prune_units=(0, 2),
+        criteria=("max_magnitude",),
+        verbose=0,
+    )
+    graph = analyze(config, tmp_path)["graph"]
+    assert [frame["label"] for frame in graph["frames"]] == ["final weights"]
+    assert "--record_units=conv" in graph["source"]
+    assert "recorded: hidden" in graph["source"]

@@ -12,6 +12,7 @@ from keras_rank.analysis.pruning_criteria import CRITERIA
 from keras_rank.analysis.spectra import RESIDUAL_NORMS
 from keras_rank.errors import ConfigError, check_at_least
 from keras_rank.training.config import TrainConfig
+from keras_rank.training.unit_history import HISTORY_DIR
 
 DEFAULT_PRUNE_UNITS = tuple(f"{percent}%" for percent in range(0, 100, 10))
 """0 %, 10 %, ..., 90 % of the pruned layer's units."""
@@ -125,8 +126,6 @@ class AnalysisConfig:
 
     def history_folder(self) -> pathlib.Path:
         """The unit history folder: `history_dir`, or the one beside the model."""
-        from keras_rank.training.unit_history import HISTORY_DIR
-
         if self.history_dir is not None:
             return pathlib.Path(self.history_dir)
         return self.run_folder / HISTORY_DIR

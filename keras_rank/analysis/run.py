@@ -33,6 +33,7 @@ from keras_rank.analysis import pruning, spectra
 from keras_rank.analysis.config import AnalysisConfig
 from keras_rank.analysis.cosine_graph import GraphFrame, graph_frames
 from keras_rank.analysis.graph_render import plot_graph_frame, write_graph_page
+from keras_rank.analysis.pruning_criteria import pruning_order
 from keras_rank.analysis.pruning_plots import plot_pruning_curves
 from keras_rank.analysis.report import write_report
 from keras_rank.analysis.spectra_plots import plot_layer_spectra, plot_residual_curves
@@ -40,7 +41,11 @@ from keras_rank.analysis.units import analysed_layers, unit_matrix, with_unit_ma
 from keras_rank.deployable import deployable_model
 from keras_rank.errors import ConfigError
 from keras_rank.training.evaluation import ModelEvaluator
-from keras_rank.training.unit_history import load_initial_matrices, load_layer_history
+from keras_rank.training.unit_history import (
+    load_initial_matrices,
+    load_layer_history,
+    recorded_layers,
+)
 from keras_rank.workdirs import make_writable_folder
 
 HALF = 0.5
@@ -108,7 +113,7 @@ def prune_section(
     if ranked and half:
         best = ranked[0]
         matrix = unit_matrix(model.get_layer(layer).kernel)
-        order = pruning.pruning_order(matrix, best.criterion)
+        order = pruning_order(matrix, best.criterion)
         pruned = pruning.prune_units(model, layer, order[:half])
         name = f"pruned_{layer}_{best.criterion}_{half}.keras"
         pruned.save(path / name)
@@ -196,9 +201,12 @@ def graph_section(
         source = f"recorded in {config.history_folder()}"
     else:
         history = [(None, unit_matrix(model.get_layer(layer).kernel))]
+        others = recorded_layers(config.history_folder())
         source = (
             "the saved weights only (train with --record_units="
-            f"{layer} for every epoch)"
+            f"{layer} for every epoch"
+            + (f"; recorded: {', '.join(others)}" if others else "")
+            + ")"
         )
     options = {
         name: getattr(config, name)

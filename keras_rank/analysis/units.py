@@ -79,15 +79,6 @@ def cosine_similarities(matrix) -> np.ndarray:
     return similarities
 
 
-def layer_unit_matrix(model: keras.Model, name: str) -> np.ndarray:
-    """Returns the unit matrix of `model`'s Dense or Conv2D layer `name`.
-
-    Raises:
-        ConfigError: No layer has that name, or it is not Dense/Conv2D.
-    """
-    return unit_matrix(analysed_layer(model, name).kernel)
-
-
 def analysed_layers(model: keras.Model) -> list:
     """Returns the model's Dense and Conv2D layers, in model order."""
     return [layer for layer in model.layers if type(layer) in ANALYSED_LAYERS]
