@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_rank.analysis.units import cosine_similarities
+from keras_rank.analysis.units import check_unit_matrix, cosine_similarities
 from keras_rank.errors import ConfigError, check_at_least
 
 DEFAULT_SIGMA = 1.0
@@ -268,13 +268,7 @@ def _check_pair(pair) -> tuple[int | None, np.ndarray]:
         raise ConfigError(
             f"Expected epoch: an int >= 0 or None. Received: epoch={epoch!r}"
         )
-    matrix = np.asarray(matrix, np.float64)
-    if matrix.ndim != 2 or matrix.shape[0] < 1 or not np.all(np.isfinite(matrix)):
-        raise ConfigError(
-            "Expected matrix: a 2-D unit matrix (units x inputs) with at least "
-            f"one unit and finite entries. Received: matrix of shape {matrix.shape} "
-            f"at epoch {epoch}"
-        )
+    matrix = check_unit_matrix(matrix, f"the matrix of epoch {epoch}")
     return None if epoch is None else int(epoch), matrix
 
 

@@ -19,9 +19,11 @@ import numpy as np
 
 from keras_rank import unit_removal
 from keras_rank.analysis.pruning_criteria import CRITERIA, pruning_order
-from keras_rank.analysis.units import analysed_layer, analysed_layers, unit_matrix
+from keras_rank.analysis.units import analysed_layer, unit_matrix
 from keras_rank.errors import ConfigError
-from keras_rank.graph import ModelGraph
+from keras_rank.factorize import FACTORIZABLE
+from keras_rank.graph import Chain, ModelGraph
+from keras_rank.lc.layer_matrices import compressible_layers
 
 
 def layer_width(model: keras.Model, layer: str) -> int:
@@ -29,23 +31,36 @@ def layer_width(model: keras.Model, layer: str) -> int:
     return int(analysed_layer(model, layer).kernel.shape[-1])
 
 
-def check_prunable(model: keras.Model, layer: str) -> None:
-    """Raises `ConfigError` unless units of `layer` can be removed.
+def _successor_chain(model: keras.Model, layer: str) -> Chain:
+    """Returns the chain from `layer` to the one layer reading its units.
 
-    A layer's units can go when its output reaches exactly one Dense or
-    Conv2D layer through layers that keep channels apart (see
-    `keras_rank.unit_removal`); the model's output layer cannot lose units.
+    Raises:
+        ConfigError: The layer's units cannot be removed (`check_prunable`).
     """
     target = analysed_layer(model, layer)
     graph = ModelGraph(model)
     chain = unit_removal.successor_chain(target, graph)
-    editable = {other.name for other in analysed_layers(model)}
+    editable = {other.name for other in compressible_layers(model, required=False)}
     reason = unit_removal.why_units_stay(chain, target, graph, editable)
+    if not reason and layer not in editable:
+        reason = f"it is not {FACTORIZABLE}"
     if reason:
         raise ConfigError(
             f"Expected layer: a Dense/Conv2D layer whose units can be removed. "
             f"Received: layer={layer!r}, whose units cannot go: {reason}."
         )
+    return chain
+
+
+def check_prunable(model: keras.Model, layer: str) -> None:
+    """Raises `ConfigError` unless units of `layer` can be removed.
+
+    A layer's units can go when its output reaches exactly one Dense or
+    Conv2D layer through layers that keep channels apart (see
+    `keras_rank.unit_removal`), both of the kinds LC and prox edit
+    (`FACTORIZABLE`); the model's output layer cannot lose units.
+    """
+    _successor_chain(model, layer)
 
 
 def check_counts(counts: Sequence[int], width: int) -> tuple[int, ...]:
@@ -81,7 +96,7 @@ def prune_units(model: keras.Model, layer: str, units: Sequence[int]) -> keras.M
         ConfigError: The layer does not exist, is not Dense/Conv2D or cannot
             lose units, or `units` are out of range, repeated or all of them.
     """
-    check_prunable(model, layer)
+    chain = _successor_chain(model, layer)
     width = layer_width(model, layer)
     units = check_counts(units, width)
     if len(set(units)) != len(units) or len(units) >= width:
@@ -90,7 +105,6 @@ def prune_units(model: keras.Model, layer: str, units: Sequence[int]) -> keras.M
             f"Received: units={list(units)}"
         )
     target = model.get_layer(layer)
-    chain = unit_removal.successor_chain(target, ModelGraph(model))
     weights = {
         name: unit_removal.LayerWeights.of(model.get_layer(name))
         for name in (layer, chain.successor.name)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from keras_rank.analysis.units import check_unit_matrix
 from keras_rank.errors import ConfigError, check_at_least
 
 RESIDUAL_NORMS = ("spectral", "frobenius")
@@ -163,22 +164,6 @@ class MarchenkoPastur:
         return root + first - second
 
 
-def _checked_matrix(matrix, name: str = "matrix") -> np.ndarray:
-    """Returns `matrix` as float64 after checking it is a finite 2-D matrix."""
-    array = np.asarray(matrix, np.float64)
-    if array.ndim != 2 or 0 in array.shape:
-        raise ConfigError(
-            f"Expected {name}: a 2-D unit matrix (units x inputs), at least "
-            f"1 x 1. Received: {name}.shape={array.shape}"
-        )
-    if not np.all(np.isfinite(array)):
-        raise ConfigError(
-            f"Expected {name}: finite values. Received: {name} with NaN/inf "
-            "entries (diverged training?)"
-        )
-    return array
-
-
 def _singular_values(matrix) -> np.ndarray:
     """Returns the min(m, n) singular values of `matrix`, descending, float64."""
     values = tf.linalg.svd(tf.constant(matrix, tf.float64), compute_uv=False)
@@ -225,7 +210,7 @@ def correlation_eigenvalues(matrix) -> np.ndarray:
     Raises:
         ConfigError: `matrix` is not a finite 2-D matrix.
     """
-    matrix = _checked_matrix(matrix)
+    matrix = check_unit_matrix(matrix)
     return _eigenvalues(_singular_values(matrix), matrix.shape[0])
 
 
@@ -277,7 +262,7 @@ def residual_curve(matrix, residual_norm: str = "spectral") -> np.ndarray:
             the norm is unknown.
     """
     residual_norm = _check_norm(residual_norm)
-    singular_values = _singular_values(_checked_matrix(matrix))
+    singular_values = _singular_values(check_unit_matrix(matrix))
     _check_nonzero(singular_values)
     return _residuals(singular_values, residual_norm)
 
@@ -369,7 +354,7 @@ def rank_k_approximation(matrix, k: int) -> np.ndarray:
         ConfigError: `matrix` is not a finite 2-D matrix, or `k` is out of
             range.
     """
-    matrix = _checked_matrix(matrix)
+    matrix = check_unit_matrix(matrix)
     largest = min(matrix.shape)
     if (
         isinstance(k, bool)
@@ -482,9 +467,11 @@ def layer_spectrum(
             no Marchenko-Pastur law; pass `init_variance`), or a matrix is
             not a finite non-zero 2-D matrix.
     """
-    matrix = _checked_matrix(matrix)
+    matrix = check_unit_matrix(matrix)
     units, inputs = matrix.shape
-    init = None if init_matrix is None else _checked_matrix(init_matrix, "init_matrix")
+    init = (
+        None if init_matrix is None else check_unit_matrix(init_matrix, "init_matrix")
+    )
     if init is not None and init.shape != matrix.shape:
         raise ConfigError(
             f"Expected init_matrix of the trained matrix's shape {matrix.shape} "

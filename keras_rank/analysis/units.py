@@ -33,19 +33,29 @@ def unit_matrix(kernel) -> np.ndarray:
     return kernel.reshape(-1, kernel.shape[-1]).T
 
 
-def check_unit_matrix(matrix) -> np.ndarray:
-    """Returns `matrix` as float64 after checking it is 2-D with a unit or more.
+def check_unit_matrix(matrix, name: str = "matrix") -> np.ndarray:
+    """Returns `matrix` as float64 after checking it is a unit matrix.
+
+    Args:
+        matrix: Array-like, expected 2-D (units x inputs), at least 1 x 1,
+            with finite entries.
+        name: The argument's name, for the error.
 
     Raises:
         ConfigError: It is not.
     """
-    matrix = np.asarray(matrix, np.float64)
-    if matrix.ndim != 2 or matrix.shape[0] < 1:
+    array = np.asarray(matrix, np.float64)
+    if array.ndim != 2 or 0 in array.shape:
         raise ConfigError(
-            "Expected matrix: a 2-D unit matrix (units x inputs) with at least "
-            f"one unit. Received: matrix.shape={matrix.shape}"
+            f"Expected {name}: a 2-D unit matrix (units x inputs), at least "
+            f"1 x 1. Received: {name}.shape={array.shape}"
         )
-    return matrix
+    if not np.all(np.isfinite(array)):
+        raise ConfigError(
+            f"Expected {name}: finite values. Received: {name} with NaN/inf "
+            "entries (diverged training?)"
+        )
+    return array
 
 
 def normalized_rows(matrix) -> np.ndarray:
