@@ -4,7 +4,7 @@ Runs `python -m trainers.dlra` once per configuration and seed, each in its
 own work directory under --root (so an interrupted reproduction resumes where
 it stopped, and finished runs are not repeated), then prints the tables:
 
-1. paper MLP, --epochs epochs, seeds --seeds: baseline / +FN / +DLRA with the
+1. paper MLP, --epochs epochs, seeds --seed: baseline / +FN / +DLRA with the
    paper's lambda1 = 20, tau_cos = 1e-4, tau_euc = 0.1: mean +- std test
    accuracy, parameters, compression, FLOPs (both conventions), and the first
    epoch at which +DLRA's validation accuracy reaches the baseline's best;
@@ -13,7 +13,7 @@ it stopped, and finished runs are not repeated), then prints the tables:
 3. lenet5 with FactorizedConv2D + FactorizedDense vs its baseline (first
    seed, --side_epochs epochs).
 
-    python benchmarks/dlra_reproduce.py --epochs 30 --seeds 0 1 --side_epochs 15
+    python benchmarks/dlra_reproduce.py --epochs 30 --seed 0 1 --side_epochs 15
 
 `--parts` selects tables (mlp, sweep, lenet5); each runs only its trainings.
 """
@@ -24,6 +24,10 @@ import pathlib
 import statistics
 import subprocess
 import sys
+
+from setting_args import add_setting_argument, find_setting
+
+from keras_rank.training import TrainConfig
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 CONFIGS = {
@@ -54,16 +58,17 @@ def run(root: pathlib.Path, name: str, flags: list[str]) -> dict:
 def _sizes(results: dict) -> tuple[dict, dict]:
     """(deployable, method's own) sizes before and after: params and FLOPs.
 
-    Deployable: the plain exported model (results["deployable"]); own: DLRA's
-    count of W' (the paper's), equal to the deployable one without DLRA.
+    Deployable: the plain exported model (the summary's); own: DLRA's count
+    of W' (the paper's, the summary's method_size where it differs).
     """
     keys = ("params", "flops_mac1", "flops_mac2")
-    after = {key: results[key] for key in keys}
+    summary = results["summary"]
+    after = summary.get("method_size", summary["deployable"])
     if "dlra" not in results:
         return (after, after), (after, after)
     dlra = results["dlra"]
     own = ({key: dlra[f"{key}_before"] for key in keys}, after)
-    return (dlra["deployable_before"], results["deployable"]), own
+    return (dlra["deployable_before"], summary["deployable"]), own
 
 
 def _cell(runs: list[dict], value, digits: int = 3) -> str:
@@ -76,7 +81,7 @@ def _cell(runs: list[dict], value, digits: int = 3) -> str:
 
 
 def _row(name: str, runs: list[dict]) -> str:
-    accuracy = [100 * r["test_accuracy"] for r in runs]
+    accuracy = [100 * r["summary"]["test_accuracy"] for r in runs]
     std = statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0
     compression = _cell(
         runs, lambda before, after: 100 * (1 - after["params"] / before["params"]), 2
@@ -199,8 +204,14 @@ def lenet_table(root: pathlib.Path, epochs: int, seed: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    add_setting_argument(parser, find_setting("epochs", TrainConfig), default=30)
+    add_setting_argument(
+        parser,
+        find_setting("seed", TrainConfig),
+        default=[0, 1],
+        sweep=True,
+        dest="seeds",
+    )
     parser.add_argument(
         "--side_epochs",
         type=int,

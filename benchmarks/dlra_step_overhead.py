@@ -32,12 +32,13 @@ import statistics
 import time
 
 import keras
+from setting_args import add_setting_argument, find_setting
 
 from keras_rank import data as data_lib
 from keras_rank import models
 from keras_rank.dlra import DLRA, DLRAConfig
-from keras_rank.factorize import factorize_model
-from keras_rank.training import Callback, Trainer
+from keras_rank.layers.factorize import factorize_model
+from keras_rank.training import Callback, TrainConfig, Trainer
 
 
 class StepClock(Callback):
@@ -102,8 +103,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch_size", type=int, default=128)
-    parser.add_argument("--search_every", type=int, nargs="+", default=[1, 10, 50])
+    add_setting_argument(parser, find_setting("batch_size", TrainConfig), default=128)
+    add_setting_argument(
+        parser,
+        find_setting("search_every", DLRAConfig),
+        default=[1, 10, 50],
+        sweep=True,
+    )
     parser.add_argument("--compression_epochs", type=int, default=0)
     args = parser.parse_args()
 

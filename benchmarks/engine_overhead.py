@@ -15,10 +15,11 @@ import statistics
 import time
 
 import keras
+from setting_args import add_setting_argument, find_setting
 
 from keras_rank import data as data_lib
 from keras_rank import models
-from keras_rank.training import Trainer
+from keras_rank.training import TrainConfig, Trainer
 
 
 def _model():
@@ -63,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="steps per epoch")
     parser.add_argument("--rounds", type=int, default=5, help="timed epochs each")
-    parser.add_argument("--batch_size", type=int, default=128)
+    add_setting_argument(parser, find_setting("batch_size", TrainConfig), default=128)
     args = parser.parse_args()
 
     splits = data_lib.load_splits(validation_fraction=0.1)

@@ -11,7 +11,7 @@ formats against its float32 dense reference:
   model.keras, compacted by the export), LC at --mlp_lambda.
 - lenet300: LeNet300 (tanh): dense reference, LC at --lenet300_lambda.
 
-Prints the tables and the issue's targets, each met or MISSED with the
+Prints the tables and the targets, each met or MISSED with the
 numbers, and writes them to <root>/export_phone.md.
 """
 
@@ -22,6 +22,9 @@ import subprocess
 import sys
 
 import lc_common
+from setting_args import add_setting_argument, find_setting
+
+from keras_rank.export import ExportConfig
 
 FORMATS = "float32,dynamic,float16,int8,qat_int8"
 
@@ -90,7 +93,7 @@ def export_family(
 
 
 def targets(family: str, results: dict) -> list[str]:
-    """The issue's targets on one family, each met or MISSED."""
+    """The targets on one family, each met or MISSED."""
     lines = []
     models = results["models"]
     compressed = {name: entry for name, entry in models.items() if name != "dense"}
@@ -148,9 +151,12 @@ def main() -> None:
     parser.add_argument("--root", type=pathlib.Path, default=lc_common.DEFAULT_ROOT)
     parser.add_argument("--mlp_lambda", type=float, default=1e-5)
     parser.add_argument("--lenet300_lambda", type=float, default=3e-5)
-    parser.add_argument("--qat_epochs", type=int, default=2)
-    parser.add_argument("--latency_invocations", type=int, default=200)
-    parser.add_argument("--latency_rounds", type=int, default=10)
+    for name, default in (
+        ("qat_epochs", 2),
+        ("latency_invocations", 200),
+        ("latency_rounds", 10),
+    ):
+        add_setting_argument(parser, find_setting(name, ExportConfig), default=default)
     parser.add_argument(
         "--again", action="store_true", help="re-export even if export.json exists"
     )

@@ -23,33 +23,44 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from keras_rank.training.config import OPTIMIZER_FIELDS
+from setting_args import add_setting_argument
+
+from keras_rank.core.settings import Setting, as_text, settings_of
+from keras_rank.lc.config import LCConfig
+from keras_rank.training.config import OPTIMIZER_FIELDS, TrainConfig
+from trainers.commands import COMMANDS
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_ROOT = REPO / "runs" / "bench_lc"
 DEFAULT_DATA = REPO / "data" / "fashion_mnist"  # the trainers' default --data
 
-# Command-line settings: type (bool: --x/--no-x) and help text.
-SETTINGS: dict[str, tuple[type, str]] = {
-    "epochs": (int, "training epochs of the reference net"),
-    "seed": (int, "seed of every training run"),
-    "lambdas": (float, "values of lambda, one LC run each, sharing the reference"),
-    "lc_steps": (int, "LC steps (an L step, then a C step)"),
-    "epochs_per_l_step": (int, "training epochs of one L step"),
-    "finetune_epochs": (int, "fine-tuning epochs of each low-rank net"),
-    "finetune_learning_rate": (float, "learning rate of the fine-tuning"),
-    "mu0": (float, "penalty parameter of the first LC step"),
-    "mu_growth": (float, "factor b of mu_j = mu0 b^j"),
-    "optimizer": (str, "optimizer of the L steps and fine-tuning: adam or sgd"),
-    "learning_rate": (float, "learning rate of the L steps"),
-    "momentum": (float, "SGD momentum"),
-    "nesterov": (bool, "SGD with Nesterov momentum"),
-    "baselines": (bool, "also run baselines 1 and 2 at each LC net's cost"),
+# The settings a benchmark takes on its command line: their flags, types and
+# help come from the configs' declarations (keras_rank.core.settings).
+SETTINGS: dict[str, Setting] = {
+    item.name: item
+    for item in (*settings_of(TrainConfig), *settings_of(LCConfig))
+    if item.name
+    in (
+        "epochs",
+        "seed",
+        "lambdas",
+        "lc_steps",
+        "epochs_per_l_step",
+        "finetune_epochs",
+        "finetune_learning_rate",
+        "mu0",
+        "mu_growth",
+        "optimizer",
+        "learning_rate",
+        "momentum",
+        "nesterov",
+        "baselines",
+    )
 }
 # The reference run's settings (trainers.baseline; the seed is shared).
 REFERENCE_SETTINGS = ("epochs", "seed")
 # The L steps as the paper trains them: Nesterov SGD; fine-tuning at a tenth
-# of the rate (at the L steps' rate it undid what LC found: BUILD_NOTES.md).
+# of the rate (at the L steps' rate it undid what LC found: docs/design/lc.md).
 SGD = {
     "optimizer": "sgd",
     "learning_rate": 0.01,
@@ -93,18 +104,11 @@ def make_parser(description: str, defaults: dict[str, Any]) -> argparse.Argument
         help=f"folder of the work directories (default: {DEFAULT_ROOT})",
     )
     for name, default in defaults.items():
-        kind, text = SETTINGS[name]
-        shown = " ".join(map(str, default)) if name == "lambdas" else default
-        options: dict[str, Any] = {"type": kind}
-        if kind is bool:
-            options = {"action": argparse.BooleanOptionalAction}
-        elif name == "lambdas":
-            options["nargs"] = "+"
-        parser.add_argument(
-            f"--{name}",
+        add_setting_argument(
+            parser,
+            SETTINGS[name],
             default=None,
-            help=f"{text} (default: the run's under --root, else {shown})",
-            **options,
+            default_text=f"the run's under --root, else {default}",
         )
     return parser
 
@@ -128,15 +132,23 @@ def lambda_dir(workdir: pathlib.Path, lam: float) -> pathlib.Path:
     return workdir / f"lambda_{lam:g}"
 
 
-def _flags(name: str, value: Any) -> list[str]:
-    """The flags of one setting; a list other than lambdas repeats its flag."""
-    if name == "lambdas":
-        return [f"--lambda={','.join(map(repr, value))}"]
-    if isinstance(value, bool):
-        return [f"--{name}" if value else f"--no{name}"]
-    if isinstance(value, list):
-        return [f"--{name}={item}" for item in value]
-    return [f"--{name}={value}"]
+def _flags(module: str, name: str, value: Any) -> list[str]:
+    """The flags of one setting of `python -m <module>` (booleans: --x / --nox).
+
+    A repeated setting (export's --model_path) gives one flag per value.
+    """
+    command = COMMANDS[module.removeprefix("trainers.")]
+    item = next(
+        item
+        for config_class in command.configs
+        for item in settings_of(config_class)
+        if item.name == name
+    )
+    if item.kind is bool and not item.many:
+        return [f"--{item.flag}" if value else f"--no{item.flag}"]
+    if item.repeated:
+        return [f"--{item.flag}={one}" for one in value]
+    return [f"--{item.flag}={as_text(item, value)}"]
 
 
 def run_trainer(module: str, workdir: pathlib.Path, settings: dict[str, Any]) -> None:
@@ -151,7 +163,7 @@ def run_trainer(module: str, workdir: pathlib.Path, settings: dict[str, Any]) ->
             flag
             for name, value in settings.items()
             if value is not None
-            for flag in _flags(name, value)
+            for flag in _flags(module, name, value)
         ),
     ]
     print("$", " ".join(command[1:]), flush=True)

@@ -4,7 +4,7 @@ Idelbayev & Carreira-Perpinan 2020, Table 1, on data/fashion_mnist, one
 command per part (the flags are the defaults, written out):
 
     python benchmarks/lc_lenet300.py --parts lenet300 --epochs 20 \
-        --lambdas 1e-5 2e-5 3e-5 5e-5 --lc_steps 30 --epochs_per_l_step 1 \
+        --lambda 1e-5 2e-5 3e-5 5e-5 --lc_steps 30 --epochs_per_l_step 1 \
         --finetune_epochs 10 --mu0 5e-4 --mu_growth 1.25 --optimizer sgd \
         --learning_rate 0.01 --momentum 0.9 --nesterov \
         --finetune_learning_rate 0.001 --baselines --seed 0
@@ -21,10 +21,10 @@ run is read, not repeated, and a setting left out is read from it. To
 tabulate an LC run made by hand, link its work directory: `ln -s <workdir>
 <root>/lenet300`.
 
-- lenet300: `--model=lenet300_tanh`, one LC run per --lambdas value, sharing
+- lenet300: `--model=lenet300_tanh`, one LC run per --lambda value, sharing
   the reference; baselines 2 and 1 at each LC net's cost. Table 1's columns,
   the paper's LeNet300 rows (MNIST: compare ratios and Δ error, not errors),
-  and the issue's targets.
+  and the targets.
 - mlp: the paper MLP (784-500x5-10) with LC at --mlp_lambdas, beside
   `python -m trainers.dlra --model=mlp` (its defaults) trained --dlra_epochs
   epochs in <root>/mlp_dlra: test accuracy, parameters and FLOPs of the plain
@@ -156,7 +156,7 @@ def plain_params(path: pathlib.Path) -> int:
     # Imported here: only the mlp part needs TensorFlow.
     import keras
 
-    from keras_rank import costs
+    from keras_rank.core import costs
 
     model = keras.saving.load_model(path, compile=False)
     return costs.model_cost(model).params
@@ -254,7 +254,7 @@ def mlp_part(
     )
     reference = run.results["reference"]
     compact = dlra["dlra"]["compact_model"]
-    dlra_accuracy = 100 * dlra["test_accuracy"]
+    dlra_accuracy = 100 * dlra["summary"]["test_accuracy"]
     lc_rows, points, mismatched = lc_mlp_rows(run)
     rows = [
         [
@@ -297,7 +297,7 @@ def mlp_part(
         "",
         "params: every parameter of the model saved with plain Keras layers "
         "(DLRA: model_compact.keras; LC: lambda_<v>/model_plain.keras, counted "
-        "here with keras_rank.costs); "
+        "here with keras_rank.core.costs); "
         + (
             "equal to each LC run's own count."
             if not mismatched

@@ -50,7 +50,7 @@ def scheme_lines(run: lc_common.LCRun) -> list[str]:
         f"#### Scheme {run.settings['conv_scheme']}",
         "",
         *lc_common.lc_report(run),
-        "LC against the baselines at its cost (no target in the issue):",
+        "LC against the baselines at its cost (no target set):",
     ]
     for which in ("baseline2", "baseline1"):
         lines += lc_common.baseline_targets(run.results, which, f"LC below {which}")

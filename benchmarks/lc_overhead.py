@@ -8,7 +8,7 @@ has finished; otherwise it runs (or reads) a small one of its own in
 written out):
 
     python benchmarks/lc_overhead.py --root runs/bench_lc --epochs 10 \
-        --lambdas 1e-5 --lc_steps 15 --epochs_per_l_step 1 --finetune_epochs 5 \
+        --lambda 1e-5 --lc_steps 15 --epochs_per_l_step 1 --finetune_epochs 5 \
         --mu0 5e-4 --mu_growth 1.25 --optimizer sgd --learning_rate 0.01 \
         --momentum 0.9 --nesterov --baselines --seed 0
 
@@ -123,7 +123,7 @@ def main() -> None:
             f"{run.reference} is a file that no trainer run holds, so its training "
             "time is unknown; the LC / reference ratio needs the run that trained it."
         )
-    reference_s = run.reference_results["train_time_s"]
+    reference_s = run.reference_results["summary"]["train_time_s"]
     workdir = run.workdir
     rows = [overhead_row(workdir, entry, reference_s) for entry in run.results["runs"]]
     header = (

@@ -24,6 +24,10 @@ import pathlib
 import statistics
 
 import lc_common
+from setting_args import add_setting_argument, find_setting
+
+from keras_rank.prox import ProxConfig
+from keras_rank.training import TrainConfig
 
 PARTS = {"mlp": "mlp", "lenet5": "lenet5"}
 SGD = {"optimizer": "sgd", "momentum": 0.9, "nesterov": True}
@@ -80,12 +84,14 @@ def prox_results(root: pathlib.Path, part: str, tau: float, args) -> dict:
 def part_lines(root: pathlib.Path, part: str, args) -> list[str]:
     """The table of one part and its two targets."""
     runs = {tau: prox_results(root, part, tau, args) for tau in args.taus}
-    base_params = runs[min(runs)]["deployable"]["params"]
-    base_macs = runs[min(runs)]["deployable"]["flops_mac1"]
-    base_accuracy = 100 * runs[min(runs)]["test_accuracy"]
+    base = runs[min(runs)]["summary"]
+    base_params = base["deployable"]["params"]
+    base_macs = base["deployable"]["flops_mac1"]
+    base_accuracy = 100 * base["test_accuracy"]
     rows, candidates = [], []
     for tau, results in runs.items():
-        points = [("-", results["test_accuracy"], results["deployable"])]
+        summary = results["summary"]
+        points = [("-", summary["test_accuracy"], summary["deployable"])]
         points += [
             (f"{entry['energy']:g} %", entry["test_accuracy"], entry)
             for entry in results["prox"]["energies"]
@@ -225,15 +231,17 @@ def main() -> None:
         "--parts", nargs="+", choices=[*PARTS, "methods"], default=[*PARTS, "methods"]
     )
     parser.add_argument("--methods_energy", type=float, default=90.0)
-    parser.add_argument(
-        "--taus", type=float, nargs="+", default=[0.0, 2.0, 3.0, 5.0, 10.0]
+    add_setting_argument(
+        parser,
+        find_setting("tau", ProxConfig),
+        default=[0.0, 2.0, 3.0, 5.0, 10.0],
+        dest="taus",
     )
-    parser.add_argument(
-        "--energies", type=float, nargs="+", default=[80.0, 90.0, 100.0]
+    add_setting_argument(
+        parser, find_setting("energies", ProxConfig), default=[80.0, 90.0, 100.0]
     )
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--learning_rate", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
+    for name, default in (("epochs", 15), ("learning_rate", 0.05), ("seed", 0)):
+        add_setting_argument(parser, find_setting(name, TrainConfig), default=default)
     args = parser.parse_args()
     lines = []
     for part in args.parts:

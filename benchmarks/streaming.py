@@ -32,10 +32,11 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from setting_args import add_setting_argument, find_setting
 
 from keras_rank import data as data_lib
 from keras_rank import models
-from keras_rank.training import Callback, Trainer
+from keras_rank.training import Callback, TrainConfig, Trainer
 
 _SHAPE = (28, 28, 1)
 
@@ -262,8 +263,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=150, help="steps per epoch (a)")
     parser.add_argument("--rounds", type=int, default=9, help="timed epochs each (a)")
-    parser.add_argument("--model", default="mlp", choices=models.MODEL_NAMES)
-    parser.add_argument("--batch_size", type=int, default=128)
+    for name, default in (("model", "mlp"), ("batch_size", 128)):
+        add_setting_argument(parser, find_setting(name, TrainConfig), default=default)
     parser.add_argument("--rss_examples", type=int, default=600_000)
     parser.add_argument("--rss_steps", type=int, default=300)
     parser.add_argument("--parts", default="ab", help="a, b or ab")

@@ -9,7 +9,7 @@ plotting modules (import those as `keras_rank.training`, `keras_rank.dlra`,
 ...).
 """
 
-from keras_rank.errors import ConfigError, DataError, KerasRankError
+from keras_rank.core.errors import ConfigError, DataError, KerasRankError
 from keras_rank.layers import (
     FactorizedConv2D,
     FactorizedDense,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import keras
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 Builder = Callable[[tuple[int, ...], int], keras.Model]
 

@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
 
-def _save(figure, path: pathlib.Path) -> pathlib.Path:
+def save_figure(figure, path: pathlib.Path) -> pathlib.Path:
+    """Lays out `figure`, writes it to `path` as a PNG, closes it; returns `path`."""
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
@@ -31,7 +32,7 @@ def plot_curves(
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)
         axis.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_compression(
@@ -76,7 +77,7 @@ def plot_compression(
     axis.set_xlabel("epoch")
     axis.set_ylabel("compression (% of parameters removed)")
     axis.legend(fontsize="small")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_layer_dims(
@@ -95,7 +96,7 @@ def plot_layer_dims(
     axis.set_xticks(range(len(layers)), [layer["layer"] for layer in layers])
     axis.set_ylabel("dimension")
     axis.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_lc_ranks(ranks: dict[str, Sequence[int]], path: pathlib.Path) -> pathlib.Path:
@@ -107,7 +108,7 @@ def plot_lc_ranks(ranks: dict[str, Sequence[int]], path: pathlib.Path) -> pathli
     axis.set_ylabel("rank")
     axis.set_yscale("log")
     axis.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_error_vs_rho(
@@ -136,7 +137,7 @@ def plot_error_vs_rho(
     axis.set_xlabel("rho_FLOPs (reference FLOPs / compressed FLOPs)")
     axis.set_ylabel("test error (%)")
     axis.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_export_points(
@@ -188,7 +189,7 @@ def plot_export_points(
         for index, fmt in enumerate(formats)
     ]
     axes[1].legend(handles=handles, fontsize="small", loc="best")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_spectra(
@@ -218,7 +219,7 @@ def plot_spectra(
         axis.legend(fontsize="small")
     for axis in list(axes.flat)[len(names) :]:
         axis.set_visible(False)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_prox_tradeoff(
@@ -256,4 +257,4 @@ def plot_prox_tradeoff(
     axis.set_xlabel("parameters of the exported plain model")
     axis.set_ylabel("test accuracy (%)")
     axis.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)

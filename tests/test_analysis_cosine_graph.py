@@ -26,7 +26,7 @@ from keras_rank.analysis.graph_render import (
     write_graph_page,
 )
 from keras_rank.analysis.units import cosine_similarities
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -331,6 +331,7 @@ def _assert_draws(drawn, frame):
     np.testing.assert_allclose(ratios, frame.norms / frame.norms.max(), atol=1e-3)
 
 
+@pytest.mark.browser
 def test_page_in_chromium_draws_nodes_and_the_slider_moves_them(browser, tmp_path):
     frames = _graph()
     path = write_graph_page(frames, tmp_path / "graph.html", "</script><b>units</b>")

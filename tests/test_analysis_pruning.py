@@ -19,8 +19,9 @@ from keras_rank.analysis.pruning_criteria import (
     frame_potential_contributions,
     pruning_order,
 )
-from keras_rank.analysis.units import normalized_rows, unit_matrix
-from keras_rank.errors import ConfigError
+from keras_rank.analysis.units import normalized_rows
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.layer_matrices import unit_matrix
 
 L = keras.layers
 

@@ -8,19 +8,24 @@ import pytest
 from synthetic import small_conv_model
 from trainer_runs import run as run_trainer
 
-from keras_rank import costs
 from keras_rank.analysis.config import AnalysisConfig
 from keras_rank.analysis.pruning_criteria import CRITERIA
 from keras_rank.analysis.report import report_blocks
 from keras_rank.analysis.run import analyze
-from keras_rank.analysis.units import unit_matrix, with_unit_matrix
-from keras_rank.deployable import deployable_size
-from keras_rank.errors import ConfigError
+from keras_rank.analysis.units import with_unit_matrix
+from keras_rank.core import costs
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.layer_matrices import unit_matrix
 from keras_rank.export import export_litert
 from keras_rank.export.tflite_file import LiteRTModel
-from keras_rank.factorize import clone_replacing, factorize_model
 from keras_rank.layers import LowRankDense
+from keras_rank.layers.deployable import deployable_size
+from keras_rank.layers.factorize import clone_replacing, factorize_model
 from keras_rank.training import TrainConfig, train_and_evaluate
+
+# Most tests read the module fixture that trains and analyses a model, or
+# run the analysis trainer as a subprocess.
+pytestmark = pytest.mark.slow
 
 
 def small_model(seed: int = 0) -> keras.Model:

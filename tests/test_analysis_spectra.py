@@ -18,7 +18,7 @@ from keras_rank.analysis.spectra import (
     residual_curve,
 )
 from keras_rank.analysis.spectra_plots import plot_layer_spectra, plot_residual_curves
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 # y = units / inputs below 1, above 1 (point mass at 0), equal to 1 (lower
 # edge 0, 1/sqrt singularity), and tiny.

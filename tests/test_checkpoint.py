@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_rank.errors import ConfigError, DataError
-from keras_rank.surgery import optimizer_slots
+from keras_rank.core.errors import ConfigError, DataError
+from keras_rank.core.surgery import optimizer_slots
 from keras_rank.training.checkpoint import (
     CheckpointManager,
     model_variables,

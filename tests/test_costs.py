@@ -3,7 +3,7 @@ import json
 import keras
 import pytest
 
-from keras_rank.costs import (
+from keras_rank.core.costs import (
     FLOPS_CONVENTIONS,
     LayerCost,
     ModelCost,
@@ -12,7 +12,7 @@ from keras_rank.costs import (
     model_cost,
     register_cost,
 )
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 from keras_rank.models import build_model
 
 

@@ -12,7 +12,7 @@ import pytest
 from synthetic import idx_bytes, read_batches, write_idx
 
 from keras_rank import data
-from keras_rank.errors import ConfigError, DataError
+from keras_rank.core.errors import ConfigError, DataError
 
 
 def make_images(n: int, height: int = 4, width: int = 3, seed: int = 0) -> np.ndarray:
@@ -468,7 +468,7 @@ def test_stratified_indices_direct():
     assert np.bincount(labels[picked]).tolist() == [3, 2]
 
 
-# sha256 sums published with the shared copy (../shared/data/README.md).
+# sha256 sums of the embedded Fashion-MNIST files (docs/design/data.md).
 _EMBEDDED_SHA256 = {
     "t10k-images-idx3-ubyte.gz": "a521a95b4ef1a569a11a244b4e4fd79f"
     "8b7c3339ec86b597161db0be666bd725",

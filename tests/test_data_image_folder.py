@@ -9,7 +9,7 @@ import tensorflow as tf
 from synthetic import read_batches, write_image_folder
 
 from keras_rank import data
-from keras_rank.errors import DataError
+from keras_rank.core.errors import DataError
 
 NAMES = ("cat", "dog", "emu")
 TRAIN_LABELS = np.repeat([0, 1, 2], [5, 10, 15])  # Written in this order.

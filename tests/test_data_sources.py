@@ -6,7 +6,7 @@ import tensorflow as tf
 from synthetic import read_batches
 
 from keras_rank import data
-from keras_rank.errors import ConfigError, DataError
+from keras_rank.core.errors import ConfigError, DataError
 
 
 def arrays(n: int = 100, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

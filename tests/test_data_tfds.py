@@ -16,7 +16,7 @@ import pytest
 from synthetic import read_batches
 
 from keras_rank import data
-from keras_rank.errors import ConfigError, DataError
+from keras_rank.core.errors import ConfigError, DataError
 from keras_rank.training import TrainConfig, train_and_evaluate
 
 tfds = pytest.importorskip("tensorflow_datasets")
@@ -246,6 +246,7 @@ def _weights(workdir):
     return keras.saving.load_model(workdir / "model.keras").get_weights()
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_streams_tfds_and_resumes_exactly(tfds_dir, tmp_path):
     # TrainConfig has no TFDS folder: TFDS also searches the folders added here.
     tfds.core.add_data_dir(str(tfds_dir))

@@ -13,8 +13,8 @@ import pytest
 
 from keras_rank import models
 from keras_rank.dlra import DLRA, DLRAConfig, fusion
-from keras_rank.factorize import factorize_model, to_plain_model
 from keras_rank.layers import FactorizedConv2D, FactorizedDense
+from keras_rank.layers.factorize import factorize_model, to_plain_model
 from keras_rank.training import Trainer
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}
@@ -123,7 +123,7 @@ class Run:
 
 
 def concatenated_branches(width):
-    """x -> a (relu), x -> b (relu), concatenate -> head: issue 7's model."""
+    """x -> a (relu), x -> b (relu), concatenate -> head: two branches."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((width,))
     joined = keras.layers.Concatenate(name="cat")(

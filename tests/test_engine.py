@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 
 from keras_rank import data as data_lib
-from keras_rank import surgery
-from keras_rank.errors import ConfigError
+from keras_rank.core import surgery
+from keras_rank.core.errors import ConfigError
 from keras_rank.training import Callback, ModelRebuild, Trainer, TrainingDivergedError
 from keras_rank.training.engine import epoch_seed
 from keras_rank.training.strategy import make_strategy
@@ -233,6 +233,7 @@ class NanTerm:
         return tf.constant(float("nan"))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     images, labels = _data()
     trainer = _trainer(checkpoint_dir=tmp_path)
@@ -254,6 +255,7 @@ def test_batch_size_errors_name_the_argument():
         trainer.fit((images, labels), epochs=1, batch_size=32)
 
 
+@pytest.mark.slow
 def test_mirrored_two_cpus_matches_single_device():
     images, labels = _data()
     single = _trainer(model=_mlp(seed=2))
@@ -281,7 +283,7 @@ def test_mirrored_two_cpus_matches_single_device():
 
 
 def test_gradient_noise_has_annealed_variance_and_is_reproducible():
-    from keras_rank.gradient_noise import GradientNoise
+    from keras_rank.dlra.gradient_noise import GradientNoise
 
     noise = GradientNoise(eta=0.3, seed=1)
     grads = [tf.zeros((200, 300))]

@@ -10,8 +10,8 @@ import tensorflow as tf
 from trainer_runs import run
 
 from keras_rank import LowRankDense
+from keras_rank.core.errors import ConfigError, ExportError
 from keras_rank.data import load_splits
-from keras_rank.errors import ConfigError, ExportError
 from keras_rank.export import (
     ExportConfig,
     deployable_model,
@@ -27,7 +27,7 @@ from keras_rank.export.tflite_file import (
     measure_latency,
     read_summary,
 )
-from keras_rank.factorize import factorize_model
+from keras_rank.layers.factorize import factorize_model
 
 
 def small_cnn(seed: int = 0) -> keras.Model:
@@ -77,6 +77,7 @@ def test_float32_file_computes_what_keras_computes(tmp_path):
     np.testing.assert_allclose(outputs, model.predict(images(), verbose=0), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_params_are_counted_from_the_file(tmp_path):
     model = small_cnn()
     expected = model.count_params()
@@ -89,6 +90,7 @@ def test_params_are_counted_from_the_file(tmp_path):
     assert not [op for op in ops if op.startswith("CUSTOM")]
 
 
+@pytest.mark.slow
 def test_int8_is_all_int8_and_within_a_point_of_float(trained_cnn, tiny_idx, tmp_path):
     splits = load_splits(tiny_idx)
     batches = list(splits.test.batches(64))
@@ -145,6 +147,7 @@ def test_layer_of_op_reads_keras_name_scopes():
     assert layer_of_op("functional_1/other/MatMul", names) is None
 
 
+@pytest.mark.slow
 def test_a_factorized_model_is_compacted_before_export(tiny_idx, tmp_path):
     model = small_cnn()
     config = ExportConfig(
@@ -194,6 +197,7 @@ def test_a_custom_op_in_a_file_is_refused(tmp_path):
         check_builtin_only(path)
 
 
+@pytest.mark.slow
 def test_latency_is_measured_per_file_interleaved(tmp_path):
     model = small_cnn()
     paths = {
@@ -234,6 +238,7 @@ def test_bad_export_settings_are_named(field, value):
         ExportConfig(**{field: value})
 
 
+@pytest.mark.slow
 def test_export_models_reports_every_file(trained_cnn, tiny_idx, tmp_path):
     dense = small_cnn(seed=1)
     config = ExportConfig(
@@ -267,6 +272,7 @@ def test_export_models_reports_every_file(trained_cnn, tiny_idx, tmp_path):
     assert report.count("\n| trained |") == 2
 
 
+@pytest.mark.slow
 def test_trainer_bad_input_is_one_line_naming_the_flag(tiny_idx, tmp_path):
     good = tmp_path / "model.keras"
     small_cnn().save(good)
@@ -286,6 +292,7 @@ def test_trainer_bad_input_is_one_line_naming_the_flag(tiny_idx, tmp_path):
         assert lines[-1].startswith("error: ") and expected in lines[-1], lines[-1]
 
 
+@pytest.mark.slow
 def test_trainer_exports_named_models_against_a_baseline(tiny_idx, tmp_path):
     small_cnn(seed=1).save(tmp_path / "dense.keras")
     keras.utils.set_random_seed(0)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from keras_rank.errors import ExportError
+from keras_rank.core.errors import ExportError
 from keras_rank.export.config import ExportConfig
 from keras_rank.export.qat import quantization_aware_int8, worker_failure
 from keras_rank.export.tf_keras_bridge import (
@@ -174,6 +174,7 @@ def _tflite_outputs(interpreter: Interpreter, images: np.ndarray) -> np.ndarray:
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
+@pytest.mark.slow
 def test_quantization_aware_int8_writes_an_int8_file_and_leaves_keras_3(
     tiny_idx, tmp_path
 ):
@@ -216,6 +217,7 @@ def test_quantization_aware_int8_writes_an_int8_file_and_leaves_keras_3(
     assert np.mean(tflite_classes == labels) >= 0.8
 
 
+@pytest.mark.slow
 def test_quantization_aware_int8_worker_error_is_one_export_error_line(
     tiny_idx, tmp_path
 ):

@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from layer_contract import check_layer_contract
 
-from keras_rank.costs import layer_cost, model_cost, register_params
-from keras_rank.errors import ConfigError
+from keras_rank.core.costs import layer_cost, model_cost, register_params
+from keras_rank.core.errors import ConfigError
 from keras_rank.layers import FactorizedConv2D, FactorizedDense, FactorState
 from keras_rank.layers._factorized import masked_kernel
 
@@ -348,59 +349,87 @@ def test_conv_to_plain_computes_the_same():
     assert plain.count_params() == 2 * 3 * 2 * 4 + 4
 
 
-def test_get_config_round_trip():
-    layers = [
-        FactorizedDense(3, activation="relu", frobenius_norm=True, name="a"),
-        FactorizedDense.from_state(_dense_state(True), name="b"),
-        FactorizedConv2D(2, 3, strides=2, padding="same", name="c"),
-        FactorizedConv2D.from_state(_conv_state(), kernel_size=(2, 3), name="e"),
-    ]
-    for layer in layers:
-        config = layer.get_config()
-        assert type(layer).from_config(config).get_config() == config
-    config = layers[1].get_config()
-    assert (config["units"], config["input_dim"], config["features_out"]) == (5, 6, 5)
-    assert (config["groups_in"], config["groups_out"]) == (4, 4)
-    assert layers[3].get_config()["input_channels"] == 3
-
-
-def _save_load(model, tmp_path):
-    path = tmp_path / "model.keras"
-    model.save(path)
-    return keras.saving.load_model(path)
-
-
 @pytest.mark.parametrize(
-    "make_layer",
+    ("make_layer", "input_shape", "output_shape", "trainable_params", "config"),
     [
-        lambda: FactorizedDense.from_dense(_built_dense(4, 5), frobenius_norm=True),
-        lambda: FactorizedDense.from_state(_dense_state(True), activation="relu"),
+        (
+            lambda: FactorizedDense(
+                3, activation="relu", frobenius_norm=True, name="a"
+            ),
+            (4, 5),
+            (4, 3),
+            5 * 3 + 3 + 1,
+            {},
+        ),
+        (
+            lambda: FactorizedDense.from_state(_dense_state(True), name="b"),
+            (4, 5),
+            (4, 5),
+            4 * 4 + 4 + 1,
+            dict(units=5, input_dim=6, features_out=5, groups_in=4, groups_out=4),
+        ),
+        (
+            lambda: FactorizedDense.from_state(_dense_state(True), activation="relu"),
+            (2, 3, 5),
+            (2, 3, 5),
+            4 * 4 + 4 + 1,
+            {},
+        ),
+        (
+            lambda: FactorizedDense.from_dense(_built_dense(4, 5), frobenius_norm=True),
+            (4, 5),
+            (4, 4),
+            5 * 4 + 4 + 1,
+            {},
+        ),
+        (
+            lambda: FactorizedConv2D(2, 3, strides=2, padding="same", name="c"),
+            (2, 6, 7, 3),
+            (2, 3, 4, 2),
+            3 * 3 * 3 * 2 + 2,
+            {},
+        ),
+        (
+            lambda: FactorizedConv2D.from_state(
+                _conv_state(), kernel_size=(2, 3), name="e"
+            ),
+            (2, 5, 6, 2),
+            (2, 4, 4, 4),
+            10 * 3 + 3,
+            dict(input_channels=3, groups_in=10, groups_out=3, features_out=4),
+        ),
+        (
+            lambda: FactorizedConv2D.from_state(
+                _conv_state(True), kernel_size=(2, 3), padding="same", activation="relu"
+            ),
+            (2, 5, 6, 2),
+            (2, 5, 6, 4),
+            10 * 3 + 3 + 1,
+            {},
+        ),
     ],
-    ids=["from_dense", "from_state"],
+    ids=[
+        "dense-unbuilt",
+        "dense-from_state",
+        "dense-from_state-relu-3d",
+        "dense-from_dense",
+        "conv-unbuilt",
+        "conv-from_state",
+        "conv-from_state-relu-same",
+    ],
 )
-def test_dense_keras_file_round_trip(make_layer, tmp_path):
-    layer = make_layer()
-    model = keras.Sequential([keras.Input((5,)), layer])
-    loaded = _save_load(model, tmp_path)
-    x = _normal(4, 5)
-    np.testing.assert_allclose(
-        loaded.predict(x, verbose=0), model.predict(x, verbose=0)
+def test_layer_contract(
+    make_layer, input_shape, output_shape, trainable_params, config, tmp_path
+):
+    contract = check_layer_contract(
+        make_layer,
+        input_shape,
+        tmp_path,
+        expected_output_shape=output_shape,
+        expected_trainable_params=trainable_params,
     )
-    assert isinstance(loaded.layers[0], FactorizedDense)
-    _assert_states_equal(loaded.layers[0].factor_state(), layer.factor_state())
-
-
-def test_conv_keras_file_round_trip(tmp_path):
-    layer = FactorizedConv2D.from_state(
-        _conv_state(True), kernel_size=(2, 3), padding="same", activation="relu"
-    )
-    model = keras.Sequential([keras.Input((5, 6, 2)), layer])
-    loaded = _save_load(model, tmp_path)
-    x = _normal(2, 5, 6, 2)
-    np.testing.assert_allclose(
-        loaded.predict(x, verbose=0), model.predict(x, verbose=0)
-    )
-    _assert_states_equal(loaded.layers[0].factor_state(), layer.factor_state())
+    assert {key: contract.config[key] for key in config} == config
+    _assert_states_equal(contract.loaded.factor_state(), contract.layer.factor_state())
 
 
 _BOOKKEEPING = (

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from keras_rank.core.errors import ConfigError
 from keras_rank.dlra import fusion
-from keras_rank.errors import ConfigError
 from keras_rank.layers.state import FactorState
 
 TOL = {"rtol": 1e-5, "atol": 1e-5}

@@ -1,10 +1,10 @@
-"""Tests of keras_rank.graph: who feeds whom, read from the model's graph."""
+"""Tests of keras_rank.core.graph: who feeds whom, read from the model's graph."""
 
 import keras
 import pytest
 
-from keras_rank.errors import ConfigError
-from keras_rank.graph import (
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.graph import (
     MODEL_INPUT,
     MODEL_OUTPUT,
     Chain,

@@ -5,15 +5,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_rank.core.linalg import SVDError
 from keras_rank.layers import LowRankConv2D, LowRankDense
-from keras_rank.lc import c_step as c_step_lib
-from keras_rank.lc.callback import LC
-from keras_rank.lc.config import LCConfig
-from keras_rank.lc.layer_matrices import (
+from keras_rank.layers.rank_specs import (
     RankChoice,
     layer_specs,
     low_rank_model,
 )
+from keras_rank.lc import c_step as c_step_lib
+from keras_rank.lc.callback import LC
+from keras_rank.lc.config import LCConfig
 from keras_rank.training import Trainer
 
 
@@ -180,14 +181,14 @@ def test_failed_svd_stops_and_names_the_last_good_checkpoint(tmp_path, monkeypat
     trainer.fit((images, labels), epochs=1, batch_size=32)
     monkeypatch.setattr(c_step_lib, "robust_svd", _raise_svd_error)
     with pytest.raises(
-        c_step_lib.SVDError, match="last good checkpoint is .*epoch-000001"
+        SVDError, match="last good checkpoint is .*epoch-000001"
     ):
         trainer.fit((images, labels), epochs=2, batch_size=32)
     assert trainer.checkpoints.latest().name == "epoch-000001"
 
 
 def _raise_svd_error(matrix, name=None):
-    raise c_step_lib.SVDError(f"The SVD of layer {name!r} failed.")
+    raise SVDError(f"The SVD of layer {name!r} failed.")
 
 
 @pytest.mark.parametrize("scheme", [1, 2])

@@ -5,9 +5,10 @@ import itertools
 import numpy as np
 import pytest
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.linalg import stays_dense
 from keras_rank.lc import baselines
-from keras_rank.lc.c_step import rank_cost, stays_dense
+from keras_rank.lc.c_step import rank_cost
 
 
 def random_spectra(rng, sizes):

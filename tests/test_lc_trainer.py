@@ -6,10 +6,18 @@ import keras
 import numpy as np
 import pytest
 from synthetic import make_idx_folder
-from trainer_runs import assert_same_weights, final_weights, kill_after_checkpoint
+from trainer_runs import (
+    assert_same_weights,
+    error_lines,
+    final_weights,
+    kill_after_checkpoint,
+)
 from trainer_runs import run as run_trainer
 
-from keras_rank import costs
+from keras_rank.core import costs
+
+# Every test runs the LC trainer end to end, most as a subprocess.
+pytestmark = pytest.mark.slow
 
 
 def _run(*flags):
@@ -40,9 +48,18 @@ def test_lc_trainer_writes_results_models_and_plots(tiny_idx, tmp_path):
     reference = summary["reference"]
     assert reference["flops"] == 784 * 300 + 300 * 100 + 100 * 10
     assert [run["lambda"] for run in summary["runs"]] == [1e-5, 1e-4]
-    for run in summary["runs"]:
+    assert len(summary["summary"]) == 2
+    for run, block in zip(summary["runs"], summary["summary"], strict=True):
         folder = tmp_path / f"lambda_{run['lambda']:g}"
-        assert json.loads((folder / "results.json").read_text()) == run
+        assert json.loads((folder / "results.json").read_text()) == {
+            "summary": block,
+            **run,
+        }
+        # The summary: a fraction, the plain exported model's size.
+        assert block["method"] == "lc"
+        assert block["test_accuracy"] == pytest.approx(1 - run["test_error"] / 100)
+        assert block["deployable"]["params"] == run["params"]
+        assert block["settings"]["method"]["lc"]["lambda"] == run["lambda"]
         assert run["rho_flops"] == pytest.approx(reference["flops"] / run["flops"])
         assert run["lc_steps"] == 2
         assert all(len(ranks) == 3 for ranks in run["rank_history"].values())
@@ -124,7 +141,7 @@ def test_bad_lc_flag_exits_non_zero_with_one_clear_line(
         flags = [f"--reference={_mismatched_reference(tmp_path / 'ref.keras')}"]
     result = _run(f"--workdir={tmp_path / 'w'}", f"--data={tiny_idx}", *flags)
     assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if "rror" in line]
+    errors = error_lines(result.stderr)
     assert len(errors) == 1, result.stderr
     for text in expected:
         assert text in errors[0]

@@ -10,9 +10,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from layer_contract import check_layer_contract
 
-from keras_rank.costs import layer_cost, model_cost
-from keras_rank.errors import ConfigError
+from keras_rank.core.costs import layer_cost, model_cost
+from keras_rank.core.errors import ConfigError
 from keras_rank.layers import (
     LowRankConv2D,
     LowRankDense,
@@ -311,6 +312,7 @@ _LOAD_WITHOUT_KERAS_RANK = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_plain_model_loads_in_a_fresh_process_without_keras_rank(tmp_path):
     model = _low_rank_functional()
     x = _normal(*IMAGES)
@@ -348,49 +350,95 @@ def test_plain_model_loads_in_a_fresh_process_without_keras_rank(tmp_path):
 # Keras contract ---------------------------------------------------------------
 
 
-def _configured_layers():
-    common = dict(
-        activation="relu",
-        kernel_initializer="he_normal",
-        bias_initializer="ones",
-        kernel_regularizer=keras.regularizers.L2(0.01),
-        bias_regularizer=keras.regularizers.L1(0.02),
-        activity_regularizer=keras.regularizers.L2(0.03),
-    )
-    return [
-        (LowRankDense(6, 2, use_bias=False, name="d", **common), (4, 3, 5)),
+_CONFIGURED = dict(
+    activation="relu",
+    kernel_initializer="he_normal",
+    bias_initializer="ones",
+    kernel_regularizer=keras.regularizers.L2(0.01),
+    bias_regularizer=keras.regularizers.L1(0.02),
+    activity_regularizer=keras.regularizers.L2(0.03),
+)
+
+
+@pytest.mark.parametrize(
+    ("make_layer", "input_shape", "output_shape", "params", "config"),
+    [
         (
-            LowRankConv2D(
-                4, (3, 2), 2, scheme=2, strides=(2, 1), padding="same", **common
+            lambda: LowRankDense(6, 2, use_bias=False, name="d", **_CONFIGURED),
+            (4, 3, 5),
+            (4, 3, 6),
+            2 * (5 + 6),
+            dict(units=6, rank=2, use_bias=False),
+        ),
+        (
+            lambda: LowRankDense.from_dense(
+                _built_dense(8, (4 * 6 * 4,), activation="relu", name="hidden"), 3
+            ),
+            (2, 4 * 6 * 4),
+            (2, 8),
+            3 * (4 * 6 * 4 + 8) + 8,
+            dict(units=8, rank=3),
+        ),
+        (
+            lambda: LowRankDense.from_dense(_built_dense(5, (8,), name="fc"), 2),
+            (2, 8),
+            (2, 5),
+            2 * (8 + 5) + 5,
+            dict(units=5, rank=2),
+        ),
+        (
+            lambda: LowRankConv2D(
+                4, (3, 2), 2, scheme=2, strides=(2, 1), padding="same", **_CONFIGURED
             ),
             IMAGES,
+            (2, 4, 6, 4),
+            2 * (3 * 3 + 2 * 4) + 4,
+            dict(filters=4, rank=2, scheme=2, strides=(2, 1), padding="same"),
         ),
-    ]
-
-
-@pytest.mark.parametrize("index", [0, 1], ids=["dense", "conv"])
-def test_get_config_round_trip(index):
-    layer, input_shape = _configured_layers()[index]
-    x = _normal(*input_shape)
-    layer(x)
-    copy = type(layer).from_config(layer.get_config())
-    assert copy.get_config() == layer.get_config()
-    copy.build(input_shape)
-    copy.set_weights(layer.get_weights())
-    np.testing.assert_allclose(copy(x), layer(x), atol=ATOL)
-    assert copy.losses and len(copy.losses) == len(layer.losses)
-
-
-def test_keras_file_round_trip_gives_identical_predictions(tmp_path):
-    model = _low_rank_functional()
-    x = _normal(*IMAGES)
-    model.save(tmp_path / "model.keras")
-    loaded = keras.saving.load_model(tmp_path / "model.keras")
-    np.testing.assert_array_equal(loaded(x), model(x))
-    kinds = {layer.name: type(layer) for layer in loaded.layers}
-    assert kinds["conv"] is LowRankConv2D and kinds["classifier"] is LowRankDense
-    assert loaded.get_layer("conv").scheme == 2
-    assert loaded.get_layer("hidden").rank == 3
+        (
+            lambda: LowRankConv2D.from_conv2d(
+                _built_conv(4, (3, 2), strides=(2, 1), padding="same", name="conv"),
+                2,
+                scheme=2,
+            ),
+            IMAGES,
+            (2, 4, 6, 4),
+            2 * (3 * 3 + 2 * 4) + 4,
+            dict(rank=2, scheme=2, kernel_size=(3, 2)),
+        ),
+        (
+            lambda: LowRankConv2D.from_conv2d(
+                _built_conv(4, (2, 2), padding="valid", name="conv"), 3, scheme=1
+            ),
+            IMAGES,
+            (2, 6, 5, 4),
+            3 * (2 * 2 * 3 + 4) + 4,
+            dict(rank=3, scheme=1, kernel_size=(2, 2)),
+        ),
+    ],
+    ids=[
+        "dense-configured",
+        "dense-from_dense-rank-3",
+        "dense-from_dense-rank-2",
+        "conv-configured",
+        "conv-from_conv2d-scheme-2",
+        "conv-from_conv2d-scheme-1",
+    ],
+)
+def test_layer_contract(
+    make_layer, input_shape, output_shape, params, config, tmp_path
+):
+    contract = check_layer_contract(
+        make_layer,
+        input_shape,
+        tmp_path,
+        expected_output_shape=output_shape,
+        expected_params=params,
+    )
+    assert {key: contract.config[key] for key in config} == config
+    assert {key: getattr(contract.loaded, key) for key in config} == config
+    if contract.layer.activity_regularizer is not None:
+        assert contract.copy.losses
 
 
 def test_layers_are_exported_by_the_package():

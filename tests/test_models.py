@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 from keras_rank.models import MODEL_NAMES, build_model
 
 # mlp, 784-500x5-10, weights + biases:

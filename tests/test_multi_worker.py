@@ -23,6 +23,9 @@ import numpy as np
 import pytest
 from synthetic import make_idx_folder
 
+# Every test reads the module fixture that runs two worker processes.
+pytestmark = [pytest.mark.multi_worker, pytest.mark.slow]
+
 DEADLINE_S = 300
 LOG_TAIL_LINES = 40
 TRAIN_EXAMPLES, TEST_EXAMPLES = 128, 16

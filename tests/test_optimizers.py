@@ -5,8 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_rank import surgery
-from keras_rank.errors import ConfigError
+from keras_rank.core import surgery
+from keras_rank.core.errors import ConfigError
 from keras_rank.training import ModelRebuild, Trainer
 from keras_rank.training.optimizers import (
     LR_SCHEDULES,
@@ -124,6 +124,7 @@ def _trainer(model):
     return Trainer(model, optimizer, verbose=0)
 
 
+@pytest.mark.slow
 def test_sgd_momentum_and_schedule_carry_across_a_rebuild():
     rng = np.random.default_rng(0)
     images = rng.normal(size=(64, 4)).astype(np.float32)

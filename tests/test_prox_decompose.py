@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_rank import costs
-from keras_rank.deployable import deployable_model
-from keras_rank.errors import ConfigError
+from keras_rank.core import costs
+from keras_rank.core.errors import ConfigError
 from keras_rank.layers import LowRankConv2D, LowRankDense
+from keras_rank.layers.deployable import deployable_model
 from keras_rank.prox.decompose import decompose, energy_rank, remove_zero_units
 
 L = keras.layers

@@ -6,7 +6,8 @@ import pytest
 import scipy.optimize
 import tensorflow as tf
 
-from keras_rank.errors import ConfigError
+from keras_rank.core import layer_matrices
+from keras_rank.core.errors import ConfigError
 from keras_rank.prox import operators as ops
 
 SHAPES = [(5, 5), (3, 7), (8, 4)]  # a == b, a < b, a > b
@@ -313,20 +314,21 @@ def test_composition_in_tf_function_matches_eager():
 )
 def test_kernel_matrix_prox_kernel_round_trip(kernel_shape, matrix_shape):
     kernel = random_matrix(kernel_shape, 17, np.float32)
-    matrix = ops.kernel_as_matrix(kernel)
+    matrix = layer_matrices.kernel_as_matrix(kernel)
     assert tuple(matrix.shape) == matrix_shape
     identity = ops.low_rank_group_sparse_prox(matrix, 0.5, 0.0, 0.0, 0.2).matrix
     np.testing.assert_array_equal(
-        ops.kernel_from_matrix(identity, kernel_shape), kernel
+        layer_matrices.kernel_from_matrix(identity, kernel_shape), kernel
     )
     shrunk = ops.low_rank_group_sparse_prox(matrix, 0.5, 2.0, 0.5, 0.2).matrix
-    assert tuple(ops.kernel_from_matrix(shrunk, kernel_shape).shape) == kernel_shape
+    restored = layer_matrices.kernel_from_matrix(shrunk, kernel_shape)
+    assert tuple(restored.shape) == kernel_shape
 
 
 def test_conv_units_are_filters():
     kernel = random_matrix((3, 3, 2, 4), 18, np.float32)
     kernel[..., 1] = 0.0
-    units = ops.zero_units(ops.kernel_as_matrix(kernel)).numpy()
+    units = ops.zero_units(layer_matrices.kernel_as_matrix(kernel)).numpy()
     np.testing.assert_array_equal(units, [False, True, False, False])
 
 
@@ -406,6 +408,6 @@ def test_matrix_not_2d_float_raises_config_error(matrix):
 
 def test_kernel_that_cannot_be_reshaped_raises_config_error():
     with pytest.raises(ConfigError, match="Expected kernel: a Dense kernel"):
-        ops.kernel_as_matrix(np.ones((2, 3, 4), np.float32))
+        layer_matrices.kernel_as_matrix(np.ones((2, 3, 4), np.float32))
     with pytest.raises(ConfigError, match="Expected kernel_shape"):
-        ops.kernel_from_matrix(np.ones((2, 3), np.float32), (3, 2))
+        layer_matrices.kernel_from_matrix(np.ones((2, 3), np.float32), (3, 2))

@@ -9,9 +9,11 @@ from synthetic import small_conv_model
 from trainer_runs import assert_same_weights, final_weights, kill_after_checkpoint
 from trainer_runs import run as run_trainer
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.layer_matrices import kernel_as_matrix
 from keras_rank.prox import Prox, ProxConfig, operators, train_prox
-from keras_rank.training import TrainConfig, train_and_evaluate
+from keras_rank.prox.run import ProxMethod
+from keras_rank.training import TrainConfig, run_method
 
 
 def small_model(seed: int = 0) -> keras.Model:
@@ -40,15 +42,16 @@ def test_apply_replaces_every_kernel_by_its_prox():
     for index, name in enumerate(("conv", "hidden", "out")):
         tau, lam = (2.0, 0.0) if index == 0 else (0.5, 0.1)
         expected = operators.low_rank_group_sparse_prox(
-            operators.kernel_as_matrix(before[name]), 0.1, tau, lam, 0.2
+            kernel_as_matrix(before[name]), 0.1, tau, lam, 0.2
         ).matrix
         np.testing.assert_allclose(
-            operators.kernel_as_matrix(model.get_layer(name).kernel),
+            kernel_as_matrix(model.get_layer(name).kernel),
             expected,
             atol=1e-5,
         )
 
 
+@pytest.mark.slow
 def test_prox_every_k_steps_runs_once_per_k_steps(tiny_idx, tmp_path):
     calls = []
 
@@ -58,8 +61,9 @@ def test_prox_every_k_steps_runs_once_per_k_steps(tiny_idx, tmp_path):
             super().apply(model, step_size)
 
     config = sgd_config(tiny_idx, epochs=1, batch_size=54)
-    method = Counting(ProxConfig(prox_every=3), verbose=0)
-    train_and_evaluate(config, tmp_path, model=small_model(), callbacks=[method])
+    method = ProxMethod(ProxConfig(prox_every=3), verbose=0)
+    method.callback = Counting(method.config, verbose=0)
+    run_method(method, config, tmp_path, model=small_model())
     # 540 training examples / 54 = 10 steps: after steps 3, 6 and 9.
     assert calls == pytest.approx([0.05] * 3)
 
@@ -72,6 +76,7 @@ def prox_run(tiny_idx, tmp_path_factory):
     return workdir, train_prox(config, prox_config, workdir, model=small_model())
 
 
+@pytest.mark.slow
 def test_train_prox_lowers_ranks_and_decomposes_per_energy(prox_run):
     workdir, results = prox_run
     layers = results["prox"]["layers"]
@@ -98,6 +103,7 @@ def test_train_prox_lowers_ranks_and_decomposes_per_energy(prox_run):
     assert all(0 <= epoch["prox_time_s"] < epoch["epoch_time_s"] for epoch in history)
 
 
+@pytest.mark.slow
 def test_reload_trains_the_compact_net_on(tiny_idx, tmp_path):
     config = sgd_config(tiny_idx)
     prox_config = ProxConfig(
@@ -122,8 +128,8 @@ def test_reload_trains_the_compact_net_on(tiny_idx, tmp_path):
         ({"tau": (1.0, 2.0, 3.0)}, "tau"),
         ({"group_lambda": (-0.1,)}, "group_lambda"),
         ({"alpha": 1.5}, "alpha"),
-        ({"energies": (0.0,)}, "energy"),
-        ({"energies": (101.0,)}, "energy"),
+        ({"energies": (0.0,)}, "energies"),
+        ({"energies": (101.0,)}, "energies"),
         ({"prox_every": -1}, "prox_every"),
         ({"reload_epoch": 0}, "reload_epoch"),
     ],
@@ -136,6 +142,7 @@ def test_bad_settings_name_the_argument(settings, named):
 TINY = ["--model=lenet300", "--epochs=2", "--batch_size=32", "--verbose=0"]
 
 
+@pytest.mark.slow
 def test_trainer_resumes_after_kill_to_the_same_weights(tiny_idx, tmp_path):
     flags = [f"--data={tiny_idx}", *TINY, "--tau=5", "--energy=100"]
     straight = run_trainer("prox", f"--workdir={tmp_path / 'straight'}", *flags)
@@ -150,6 +157,7 @@ def test_trainer_resumes_after_kill_to_the_same_weights(tiny_idx, tmp_path):
     assert results["prox"]["layers"] == straight_results["prox"]["layers"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("flag", "expected"),
     [("--tau=abc", "--tau"), ("--energy=0", "energy"), ("--alpha=2", "alpha")],

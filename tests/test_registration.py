@@ -12,7 +12,10 @@ import pytest
 from trainer_runs import REPO
 
 from keras_rank.dlra import fusion
-from keras_rank.factorize import factorize_model, factorized_layers
+from keras_rank.layers.factorize import factorize_model, factorized_layers
+
+# Both tests read the module fixture that loads a model in a fresh process.
+pytestmark = pytest.mark.slow
 
 # Runs in a fresh interpreter: nothing of keras_rank is imported but the package.
 _LOAD_AND_PREDICT = textwrap.dedent(

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_rank import data as data_lib
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 from keras_rank.training.strategy import (
     distribute_batches,
     is_chief,

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_rank import factorize
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
+from keras_rank.layers import factorize
 from keras_rank.training.strategy import make_strategy
 from keras_rank.training.task_loss import (
     LOSSES,

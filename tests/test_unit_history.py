@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from synthetic import small_conv_model
 
-from keras_rank.analysis.units import unit_matrix
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.layer_matrices import unit_matrix
 from keras_rank.training import TrainConfig, train_and_evaluate
 from keras_rank.training.unit_history import (
     HISTORY_DIR,
@@ -48,6 +48,7 @@ def test_history_holds_init_and_every_epoch(tiny_idx, tmp_path):
     assert load_layer_history(folder, "conv")[0][1].shape == (4, 9)
 
 
+@pytest.mark.slow
 def test_a_resumed_run_keeps_the_init_and_goes_on(tiny_idx, tmp_path):
     straight = tmp_path / "straight"
     train_and_evaluate(

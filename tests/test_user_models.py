@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_rank import factorize, user_models
-from keras_rank.errors import ConfigError
-from keras_rank.layers import FactorizedConv2D, FactorizedDense
+from keras_rank.core import user_models
+from keras_rank.core.errors import ConfigError
+from keras_rank.layers import FactorizedConv2D, FactorizedDense, factorize
 from keras_rank.training import TrainConfig
 
 
@@ -125,7 +125,7 @@ def test_train_config_takes_model_or_model_path():
     assert config.model is None and config.model_path == "m.keras"
     with pytest.raises(ConfigError, match="model or model_path, not both"):
         TrainConfig(model="mlp", model_path="m.keras")
-    with pytest.raises(ConfigError, match="Unknown model name 'foo'"):
+    with pytest.raises(ConfigError, match="Unknown model 'foo'"):
         TrainConfig(model="foo")
 
 

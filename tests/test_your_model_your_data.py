@@ -19,6 +19,8 @@ import keras_rank  # noqa: F401  (registers the factorized layers for loading)
 from keras_rank import data as data_lib
 from keras_rank.layers import FactorizedConv2D, FactorizedDense
 
+pytestmark = pytest.mark.slow
+
 FASHION_CLASSES = (
     "ankle_boot", "bag", "coat", "dress", "pullover",
     "sandal", "shirt", "sneaker", "trouser", "tshirt_top",

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,24 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+_NATIVE_LOG = re.compile(
+    r"^[IWEF]\d{4} \d\d:\d\d:|^WARNING: All log messages before absl"
+)
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The lines of `stderr` that report an error, TensorFlow's own log aside.
+
+    TensorFlow's C++ start-up lines (``I0000 00:00:...``) can mention errors
+    ("round-off errors") whatever TF_CPP_MIN_LOG_LEVEL says.
+    """
+    return [
+        line
+        for line in stderr.splitlines()
+        if "rror" in line and not _NATIVE_LOG.match(line)
+    ]
 
 
 def command(trainer: str, *flags: str) -> list[str]:

@@ -6,12 +6,13 @@ Re-running the same command with the same --workdir resumes from the newest
 checkpoint.
 """
 
-from absl import app, flags
+from absl import app
 
-from keras_rank.training import train_and_evaluate
+from keras_rank.training import TrainConfig, train_and_evaluate
 from trainers import common
+from trainers.commands import COMMANDS, WorkdirArgs
 
-common.define_train_flags()
+common.define_flags(*COMMANDS["baseline"].configs)
 
 
 def main(argv: list[str]) -> None:
@@ -19,7 +20,8 @@ def main(argv: list[str]) -> None:
     common.reject_arguments(argv)
     common.run_or_exit(
         lambda: train_and_evaluate(
-            common.train_config_from_flags(), flags.FLAGS.workdir
+            common.config_from_flags(TrainConfig),
+            common.config_from_flags(WorkdirArgs).workdir,
         )
     )
 

@@ -2,15 +2,15 @@
 
 import dataclasses
 import json
-import math
-import os
 import pathlib
 from typing import Any
 
 from keras_rank import data as data_lib
 from keras_rank.analysis.pruning_criteria import CRITERIA
 from keras_rank.analysis.spectra import RESIDUAL_NORMS
-from keras_rank.errors import ConfigError, check_at_least
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.settings import REQUIRED, check_settings, like, setting
+from keras_rank.data import DataConfig
 from keras_rank.training.config import TrainConfig
 from keras_rank.training.unit_history import HISTORY_DIR
 
@@ -20,104 +20,84 @@ DEFAULT_PRUNE_UNITS = tuple(f"{percent}%" for percent in range(0, 100, 10))
 RUN_CONFIG = "config.json"
 """The trainer's config beside a saved model.keras: the data it was trained on."""
 
-_DATA_FIELDS = (
-    "data",
-    "train_split",
-    "test_split",
-    "validation_fraction",
-    "split_seed",
-)
+_DATA_FIELDS = tuple(field.name for field in dataclasses.fields(DataConfig))
 
 
 @dataclasses.dataclass(frozen=True)
 class AnalysisConfig:
     """Everything that defines one analysis of a saved model.
 
-    Attributes:
-        model_path: The ``.keras`` file: the model.keras of any keras_rank
-            trainer, or a user's Functional/Sequential model.
-        layer: The Dense/Conv2D layer whose units are pruned and drawn as a
-            graph; None takes the first one whose units can be removed.
-        prune_units: Numbers of units to prune: ints, or strings ``"P%"``
-            (P percent of the layer's units, rounded), each below the
-            layer's width.
-        criteria: Pruning criteria (`pruning_criteria.CRITERIA`).
-        residual_norm: Norm of the rank-k residual curve whose elbow gives
-            each layer's rank (`spectra.RESIDUAL_NORMS`; "spectral", the
-            paper's, is the scree curve of the singular values).
-        random_seeds: Random orders averaged for the ``random`` criterion.
-        sigma: Width of the cosine graph's Gaussian, > 0 (None: 1.0,
-            `cosine_graph.DEFAULT_SIGMA`).
-        threshold: Edges of the cosine graph below this weight are dropped,
-            in [0, 1] (None: 0.5, which with sigma 1 keeps cos >= 1 - ln 2,
-            about 0.31).
-        graph_epochs: Epochs with a static PNG of the cosine graph; None
-            takes the first, the last and up to two between.
-        history_dir: The trainer's ``unit_history`` folder (weights per
-            epoch); None looks beside the model.
-        data: The data the model was trained on; None reads it from the
-            trainer's config.json beside the model, else the embedded
-            Fashion-MNIST. Accuracies are on its test split.
-        train_split, test_split, validation_fraction, split_seed: As in
-            training (None: from config.json, else the trainers' defaults).
-        batch_size: Evaluation batch size.
-        verbose: 0 silent, 1 or 2 progress lines.
+    Every field is a setting (docs/cli.md). The data fields are
+    `DataConfig`'s with None as default: None reads the value from the
+    trainer's config.json beside the model (`train_config`), else takes the
+    trainers' default. Accuracies are on the test split.
     """
 
-    model_path: str
-    layer: str | None = None
-    prune_units: tuple[int | str, ...] = DEFAULT_PRUNE_UNITS
-    criteria: tuple[str, ...] = CRITERIA
-    residual_norm: str = RESIDUAL_NORMS[0]
-    random_seeds: int = 5
-    sigma: float | None = None
-    threshold: float | None = None
-    graph_epochs: tuple[int, ...] | None = None
-    history_dir: str | None = None
-    data: str | None = None
-    train_split: str | None = None
-    test_split: str | None = None
-    validation_fraction: float | None = None
-    split_seed: int | None = None
-    batch_size: int = 256
-    verbose: int = 1
+    model_path: str = setting(
+        REQUIRED,
+        "The .keras model to analyse: the model.keras of any keras_rank "
+        "trainer, or your own Functional/Sequential model",
+    )
+    layer: str | None = setting(
+        None,
+        "Dense/Conv2D layer whose units are pruned and drawn as a graph; "
+        "default: the first whose units can go",
+    )
+    prune_units: tuple[int | str, ...] = setting(
+        DEFAULT_PRUNE_UNITS,
+        "Units to prune: counts, or percentages of the layer's units ('50%'), "
+        "each below the layer's width",
+    )
+    criteria: tuple[str, ...] = setting(CRITERIA, "Pruning criteria", choices=CRITERIA)
+    residual_norm: str = setting(
+        RESIDUAL_NORMS[0],
+        "Norm of the rank-k residual curve whose elbow picks each layer's rank "
+        "(spectral, the paper's: the scree curve of the singular values)",
+        choices=RESIDUAL_NORMS,
+    )
+    random_seeds: int = setting(
+        5, "Random pruning orders averaged for the random criterion", bounds=">= 1"
+    )
+    sigma: float | None = setting(
+        None, "Width of the cosine graph's Gaussian; default 1.0", bounds="> 0"
+    )
+    threshold: float | None = setting(
+        None,
+        "Cosine graph edges below this weight are dropped; default 0.5 (with "
+        "sigma 1: cos >= 0.31)",
+        bounds="[0, 1]",
+    )
+    graph_epochs: tuple[int, ...] | None = setting(
+        None,
+        "Epochs with a PNG of the cosine graph; default: the first, the last "
+        "and up to two between",
+        bounds=">= 0",
+    )
+    history_dir: str | None = setting(
+        None, "The run's unit_history folder; default: beside the model"
+    )
+    data: str | None = like(DataConfig, "data", None, "default: the run's, else ours")
+    train_split: str | None = like(
+        DataConfig, "train_split", None, "default: the run's"
+    )
+    test_split: str | None = like(DataConfig, "test_split", None, "default: the run's")
+    validation_fraction: float | None = like(
+        DataConfig, "validation_fraction", None, "default: the run's"
+    )
+    split_seed: int | None = like(DataConfig, "split_seed", None, "default: the run's")
+    batch_size: int = setting(256, "Evaluation batch size", bounds=">= 1")
+    verbose: int = setting(1, "0 silent; 1 or 2: progress lines", choices=(0, 1, 2))
 
     def __post_init__(self):
-        object.__setattr__(self, "model_path", os.fspath(self.model_path))
-        object.__setattr__(self, "prune_units", tuple(self.prune_units))
-        object.__setattr__(self, "criteria", tuple(self.criteria))
-        if not self.criteria or any(c not in CRITERIA for c in self.criteria):
+        check_settings(self)
+        if not self.criteria:
             raise ConfigError(
-                f"Expected criteria from {CRITERIA}. Received: criteria="
-                f"{list(self.criteria)}"
+                f"Expected criteria from {CRITERIA}. Received: criteria=[]"
             )
         if not self.prune_units:
             raise ConfigError("Expected at least one count in prune_units.")
         for value in self.prune_units:
             _percent_or_count(value)
-        if self.residual_norm not in RESIDUAL_NORMS:
-            raise ConfigError(
-                f"Expected residual_norm in {RESIDUAL_NORMS}. Received: "
-                f"residual_norm={self.residual_norm!r}"
-            )
-        check_at_least("random_seeds", self.random_seeds, 1)
-        check_at_least("batch_size", self.batch_size, 1)
-        if self.sigma is not None and not (
-            isinstance(self.sigma, int | float) and 0 < self.sigma < math.inf
-        ):
-            raise ConfigError(f"Expected sigma > 0. Received: sigma={self.sigma!r}")
-        if self.threshold is not None and not 0 <= self.threshold <= 1:
-            raise ConfigError(
-                f"Expected threshold in [0, 1]. Received: threshold={self.threshold!r}"
-            )
-        if self.graph_epochs is not None:
-            object.__setattr__(self, "graph_epochs", tuple(self.graph_epochs))
-            for epoch in self.graph_epochs:
-                check_at_least("graph_epochs", epoch, 0)
-        if self.verbose not in (0, 1, 2):
-            raise ConfigError(
-                f"Expected verbose in (0, 1, 2). Received: verbose={self.verbose!r}"
-            )
 
     @property
     def run_folder(self) -> pathlib.Path:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from keras_rank.analysis.units import check_unit_matrix, cosine_similarities
-from keras_rank.errors import ConfigError, check_at_least
+from keras_rank.core.errors import ConfigError, check_at_least
 
 DEFAULT_SIGMA = 1.0
 """Width of the Gaussian of the cosine distance."""

@@ -25,8 +25,8 @@ import numpy as np
 from matplotlib.collections import EllipseCollection, LineCollection
 
 from keras_rank.analysis.cosine_graph import GraphFrame
-from keras_rank.errors import ConfigError
-from keras_rank.plots import _save, plt
+from keras_rank.core.errors import ConfigError
+from keras_rank.plots import plt, save_figure
 
 SMALLEST_RADIUS = 0.1
 """Radius of a unit of norm 0, as a share of the largest radius."""
@@ -151,7 +151,7 @@ def plot_graph_frame(
         f"sigma = {frame.sigma:g}; nodes: size by norm, red = largest component",
         fontsize=8,
     )
-    return _save(figure, pathlib.Path(path))
+    return save_figure(figure, pathlib.Path(path))
 
 
 def _embedded_json(data: Any) -> str:

@@ -1,7 +1,7 @@
 """Structured pruning of a layer's units, physically, and its accuracy curves.
 
 :func:`prune_units` removes units of a Dense or Conv2D layer together with the
-inputs of the next layer that read them (`keras_rank.unit_removal`): the
+inputs of the next layer that read them (`keras_rank.core.unit_removal`): the
 result is a smaller plain Keras model that saves and exports, and computes
 what the original computes with the removed units' outgoing weights zeroed.
 :func:`pruning_curves` prunes p units for p on a grid, in the greedy orders
@@ -17,18 +17,17 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_rank import unit_removal
 from keras_rank.analysis.pruning_criteria import CRITERIA, pruning_order
-from keras_rank.analysis.units import analysed_layer, unit_matrix
-from keras_rank.errors import ConfigError
-from keras_rank.factorize import FACTORIZABLE
-from keras_rank.graph import Chain, ModelGraph
-from keras_rank.lc.layer_matrices import compressible_layers
+from keras_rank.core import unit_removal
+from keras_rank.core.compressible import COMPRESSIBLE, compressible_layers, matrix_layer
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.graph import Chain, ModelGraph
+from keras_rank.core.layer_matrices import unit_matrix
 
 
 def layer_width(model: keras.Model, layer: str) -> int:
     """Returns the number of units of `model`'s Dense/Conv2D layer `layer`."""
-    return int(analysed_layer(model, layer).kernel.shape[-1])
+    return int(matrix_layer(model, layer).kernel.shape[-1])
 
 
 def _successor_chain(model: keras.Model, layer: str) -> Chain:
@@ -37,13 +36,13 @@ def _successor_chain(model: keras.Model, layer: str) -> Chain:
     Raises:
         ConfigError: The layer's units cannot be removed (`check_prunable`).
     """
-    target = analysed_layer(model, layer)
+    target = matrix_layer(model, layer)
     graph = ModelGraph(model)
     chain = unit_removal.successor_chain(target, graph)
     editable = {other.name for other in compressible_layers(model, required=False)}
     reason = unit_removal.why_units_stay(chain, target, graph, editable)
     if not reason and layer not in editable:
-        reason = f"it is not {FACTORIZABLE}"
+        reason = f"it is not {COMPRESSIBLE}"
     if reason:
         raise ConfigError(
             f"Expected layer: a Dense/Conv2D layer whose units can be removed. "
@@ -57,8 +56,8 @@ def check_prunable(model: keras.Model, layer: str) -> None:
 
     A layer's units can go when its output reaches exactly one Dense or
     Conv2D layer through layers that keep channels apart (see
-    `keras_rank.unit_removal`), both of the kinds LC and prox edit
-    (`FACTORIZABLE`); the model's output layer cannot lose units.
+    `keras_rank.core.unit_removal`), both of the kinds LC and prox edit
+    (`COMPRESSIBLE`); the model's output layer cannot lose units.
     """
     _successor_chain(model, layer)
 

@@ -29,7 +29,7 @@ itself.
 import numpy as np
 
 from keras_rank.analysis.units import check_unit_matrix, cosine_similarities
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 CRITERIA = (
     "max_magnitude",

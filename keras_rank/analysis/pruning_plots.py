@@ -4,7 +4,7 @@ import pathlib
 from collections.abc import Sequence
 
 from keras_rank.analysis.pruning import PruningCurve
-from keras_rank.plots import _save, plt
+from keras_rank.plots import plt, save_figure
 
 _STYLES = {
     "max_magnitude": ("tab:blue", "o-"),
@@ -54,4 +54,4 @@ def plot_pruning_curves(
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)

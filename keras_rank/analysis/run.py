@@ -14,7 +14,7 @@ Work directory layout::
     report.md, report.html   the report (report.html embeds its PNGs)
 
 The model is analysed in the plain form it exports in
-(`keras_rank.deployable`): DLRA's ``P W' Q`` and LC's ``U V`` are each one
+(`keras_rank.layers.deployable`): DLRA's ``P W' Q`` and LC's ``U V`` are each one
 Dense/Conv2D layer. Accuracies are on the test split of the data the model
 was trained on, without retraining.
 """
@@ -28,7 +28,6 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_rank import costs, user_models
 from keras_rank.analysis import pruning, spectra
 from keras_rank.analysis.config import AnalysisConfig
 from keras_rank.analysis.cosine_graph import GraphFrame, graph_frames
@@ -37,16 +36,19 @@ from keras_rank.analysis.pruning_criteria import pruning_order
 from keras_rank.analysis.pruning_plots import plot_pruning_curves
 from keras_rank.analysis.report import write_report
 from keras_rank.analysis.spectra_plots import plot_layer_spectra, plot_residual_curves
-from keras_rank.analysis.units import analysed_layers, unit_matrix, with_unit_matrix
-from keras_rank.deployable import deployable_model
-from keras_rank.errors import ConfigError
+from keras_rank.analysis.units import with_unit_matrix
+from keras_rank.core import costs, user_models
+from keras_rank.core.compressible import matrix_layers
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.layer_matrices import unit_matrix
+from keras_rank.core.workdirs import make_writable_folder
+from keras_rank.layers.deployable import deployable_model
 from keras_rank.training.evaluation import ModelEvaluator
 from keras_rank.training.unit_history import (
     load_initial_matrices,
     load_layer_history,
     recorded_layers,
 )
-from keras_rank.workdirs import make_writable_folder
 
 HALF = 0.5
 """The share of units at which the report compares the criteria."""
@@ -54,7 +56,7 @@ HALF = 0.5
 
 def _first_prunable(model: keras.Model) -> str:
     """Returns the first Dense/Conv2D layer whose units can be removed."""
-    for layer in analysed_layers(model):
+    for layer in matrix_layers(model):
         try:
             pruning.check_prunable(model, layer.name)
         except ConfigError:
@@ -146,7 +148,7 @@ def spectra_section(
     keras.utils.set_random_seed(0)
     drawn = keras.models.clone_model(model)
     layers, entries = [], []
-    for layer in analysed_layers(model):
+    for layer in matrix_layers(model):
         matrix = unit_matrix(layer.kernel)
         init, source = _initial_matrix(layer, recorded, drawn)
         spectrum = spectra.layer_spectrum(

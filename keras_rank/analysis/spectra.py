@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_rank.analysis.units import check_unit_matrix
-from keras_rank.errors import ConfigError, check_at_least
+from keras_rank.core.errors import ConfigError, check_at_least
 
 RESIDUAL_NORMS = ("spectral", "frobenius")
 """Norms of the residual curve; the first is the default (the paper's)."""

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from keras_rank.analysis.spectra import LayerSpectrum
-from keras_rank.plots import _save, plt, ticker
+from keras_rank.plots import plt, save_figure, ticker
 
 ZERO_BELOW = 1e-10
 """Eigenvalues up to this share of a panel's largest value (or MP edge) are 0."""
@@ -104,7 +104,7 @@ def plot_layer_spectra(
         _panel(axis, spectrum)
     for axis in axes.flat[len(spectra) :]:
         axis.set_visible(False)
-    return _save(figure, pathlib.Path(path))
+    return save_figure(figure, pathlib.Path(path))
 
 
 def plot_residual_curves(
@@ -148,4 +148,4 @@ def plot_residual_curves(
     axis.set_ylim(0, 1.02)
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=8)
-    return _save(figure, pathlib.Path(path))
+    return save_figure(figure, pathlib.Path(path))

@@ -2,35 +2,16 @@
 
 Keras stores a Dense kernel as (inputs, units) and a Conv2D kernel as
 (dh, dw, c, n); the analysis works on ``W`` (units x inputs), the transpose of
-the layer's matrix in LC's conv scheme 1 (`keras_rank.layers.conv_kernel_as_matrix`):
+the layer's matrix in conv scheme 1 (`keras_rank.core.layer_matrices.unit_matrix`):
 a Conv2D filter is one row of its ``dh * dw * c`` weights.
 """
 
 import keras
 import numpy as np
 
-from keras_rank.errors import ConfigError
-
-ANALYSED_LAYERS = (keras.layers.Dense, keras.layers.Conv2D)
-
-
-def unit_matrix(kernel) -> np.ndarray:
-    """Returns ``W`` (units x inputs, float64) of a Dense or Conv2D kernel.
-
-    Args:
-        kernel: A Dense kernel (in, out) or Conv2D kernel (dh, dw, c, n):
-            tensor, variable or array.
-
-    Raises:
-        ConfigError: The kernel is neither 2-D nor 4-D.
-    """
-    kernel = np.asarray(keras.ops.convert_to_numpy(kernel), np.float64)
-    if kernel.ndim not in (2, 4):
-        raise ConfigError(
-            "Expected kernel: a Dense kernel (in, out) or a Conv2D kernel "
-            f"(dh, dw, c, n). Received: kernel.shape={kernel.shape}"
-        )
-    return kernel.reshape(-1, kernel.shape[-1]).T
+from keras_rank.core.compressible import matrix_layer
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.layer_matrices import unit_matrix
 
 
 def check_unit_matrix(matrix, name: str = "matrix") -> np.ndarray:
@@ -89,31 +70,6 @@ def cosine_similarities(matrix) -> np.ndarray:
     return similarities
 
 
-def analysed_layers(model: keras.Model) -> list:
-    """Returns the model's Dense and Conv2D layers, in model order."""
-    return [layer for layer in model.layers if type(layer) in ANALYSED_LAYERS]
-
-
-def analysed_layer(model: keras.Model, name: str):
-    """Returns `model`'s Dense or Conv2D layer called `name`.
-
-    Raises:
-        ConfigError: No layer has that name, or it is not Dense/Conv2D; the
-            message lists the names allowed.
-    """
-    allowed = [layer.name for layer in analysed_layers(model)]
-    if name not in allowed:
-        found = {layer.name: type(layer).__name__ for layer in model.layers}
-        what = (
-            f"it is a {found[name]}" if name in found else "the model has no such layer"
-        )
-        raise ConfigError(
-            f"Expected layer: the name of a Dense or Conv2D layer of the model, "
-            f"one of {allowed}. Received: layer={name!r} ({what})."
-        )
-    return model.get_layer(name)
-
-
 def with_unit_matrix(model: keras.Model, name: str, matrix: np.ndarray) -> keras.Model:
     """Returns a copy of `model` whose layer `name` has the unit matrix `matrix`.
 
@@ -125,7 +81,7 @@ def with_unit_matrix(model: keras.Model, name: str, matrix: np.ndarray) -> keras
     Raises:
         ConfigError: Bad layer name, or `matrix` is not of the layer's shape.
     """
-    kernel = analysed_layer(model, name).kernel
+    kernel = matrix_layer(model, name).kernel
     expected = unit_matrix(kernel).shape
     if np.shape(matrix) != expected:
         raise ConfigError(

@@ -10,6 +10,7 @@ Modules: `sources` (the interface, `ArraySource`, `DatasetSource`,
 `as_source`), `idx`, `image_folder`, `tfds_source`, `splits`.
 """
 
+from keras_rank.data.config import DataConfig
 from keras_rank.data.idx import load_idx_folder, read_idx
 from keras_rank.data.image_folder import (
     IMAGE_FORMATS,
@@ -34,6 +35,7 @@ from keras_rank.data.tfds_source import TfdsSource, load_tfds
 
 __all__ = [
     "DEFAULT_DATA_DIR",
+    "DataConfig",
     "DEFAULT_SHUFFLE_BUFFER",
     "IMAGE_FORMATS",
     "TFDS_PREFIX",

@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from keras_rank.errors import DataError
+from keras_rank.core.errors import DataError
 
 TRAIN_IMAGES = "train-images-idx3-ubyte"
 TRAIN_LABELS = "train-labels-idx1-ubyte"

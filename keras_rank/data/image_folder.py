@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from keras_rank.core.errors import DataError
 from keras_rank.data.sources import ExampleSource, example_order
-from keras_rank.errors import DataError
 
 IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 """File name endings read as images (those of image_dataset_from_directory)."""

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from keras_rank.errors import ConfigError, DataError
+from keras_rank.core.errors import ConfigError, DataError
 
 DEFAULT_SHUFFLE_BUFFER = 10_000
 """Examples held by the shuffle buffer of streamed sources (TFDS, datasets)."""

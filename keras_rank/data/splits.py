@@ -20,11 +20,11 @@ import pathlib
 
 import numpy as np
 
+from keras_rank.core.errors import ConfigError, DataError
 from keras_rank.data import idx
 from keras_rank.data.image_folder import ImageFolderSource, load_image_folder
 from keras_rank.data.sources import ArraySource, ExampleSource
 from keras_rank.data.tfds_source import TfdsSource, load_tfds
-from keras_rank.errors import ConfigError, DataError
 
 DEFAULT_DATA_DIR: pathlib.Path = (
     pathlib.Path(__file__).resolve().parents[2] / "data" / "fashion_mnist"

@@ -11,12 +11,12 @@ from typing import Any
 
 import tensorflow as tf
 
+from keras_rank.core.errors import DataError
 from keras_rank.data.sources import (
     DEFAULT_SHUFFLE_BUFFER,
     ExampleSource,
     shuffle_stream,
 )
-from keras_rank.errors import DataError
 
 
 def _one_line(err: BaseException) -> str:

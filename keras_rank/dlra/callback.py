@@ -3,7 +3,7 @@
 `DLRA` gathers the whole method as engine extensions:
 
 * loss terms (computed inside the compiled step): RaRe, eq. 16, with the
-  corrected sin^2 of NOTES.md, and the factor L2 of eq. 17;
+  corrected sin^2 of docs/methods/dlra.md, and the factor L2 of eq. 17;
 * a gradient transform: annealed gradient noise (optional);
 * a callback that, between steps, tests the most parallel column and row
   pair of every factorized layer (Alg. 1 lines 7-8) and fuses them by
@@ -23,77 +23,13 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_rank.core.graph import ModelGraph
+from keras_rank.dlra.config import DLRAConfig
+from keras_rank.dlra.gradient_noise import GradientNoise
 from keras_rank.dlra.model_editor import ModelEditor
 from keras_rank.dlra.pair_search import PairSearch
-from keras_rank.errors import ConfigError
-from keras_rank.factorize import factorized_layers
-from keras_rank.gradient_noise import GradientNoise
-from keras_rank.graph import ModelGraph
+from keras_rank.layers.factorize import factorized_layers
 from keras_rank.training.hooks import Callback, ModelRebuild
-
-L2_TARGETS = ("kernel", "effective")
-
-
-@dataclasses.dataclass(frozen=True)
-class DLRAConfig:
-    """Hyperparameters of RaRe + DLRA.
-
-    Attributes:
-        lambda1: Weight of the RaRe loss (eq. 18), >= 0.
-        lambda2: Weight of the factor L2 loss (eq. 17), >= 0. The paper's 0.1
-            lowered validation accuracy here under FN for either target (see
-            BUILD_NOTES.md), so the default is 0.
-        tau_cos: Fuse a pair when 1 - |cos| < tau_cos, > 0.
-        tau_euc: ... and its magnitude-equalised distance < tau_euc, > 0.
-        frobenius_norm: Frobenius normalization (eq. 15) on every layer.
-        fusion: Fuse vectors (False: RaRe and FN only, no compression).
-        feature_reduction: Share activations of fused rows (section 4.3) for
-            ReLU-family layers feeding a factorized layer.
-        search_every: Steps between two all-pairs searches, >= 1.
-        l2_target: What eq. 17 penalises: "kernel" (the raw W') or
-            "effective" (W' as the layer uses it; under FN the gain).
-        gradient_noise: Variance eta of the annealed gradient noise; 0 off.
-    """
-
-    lambda1: float = 20.0
-    lambda2: float = 0.0
-    tau_cos: float = 1e-4
-    tau_euc: float = 0.1
-    frobenius_norm: bool = True
-    fusion: bool = True
-    feature_reduction: bool = True
-    search_every: int = 10
-    l2_target: str = "kernel"
-    gradient_noise: float = 0.0
-
-    def __post_init__(self):
-        for name in ("lambda1", "lambda2", "gradient_noise"):
-            if not getattr(self, name) >= 0:
-                raise ConfigError(
-                    f"Expected {name} >= 0. Received: {name}={getattr(self, name)}"
-                )
-        for name in ("tau_cos", "tau_euc"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(
-                    f"Expected {name} > 0. Received: {name}={getattr(self, name)}"
-                )
-        if not isinstance(self.search_every, int) or self.search_every < 1:
-            raise ConfigError(
-                "Expected search_every >= 1. "
-                f"Received: search_every={self.search_every}"
-            )
-        if self.l2_target not in L2_TARGETS:
-            raise ConfigError(
-                f"Unknown l2_target '{self.l2_target}'. "
-                f"Expected one of: {', '.join(L2_TARGETS)}."
-            )
-
-    @property
-    def factorizes(self) -> bool:
-        """Whether the model needs factorized layers at all."""
-        return (
-            self.frobenius_norm or self.fusion or self.lambda1 > 0 or self.lambda2 > 0
-        )
 
 
 class DLRA(Callback):
@@ -203,7 +139,7 @@ class DLRA(Callback):
 
 
 class _RaReTerm:
-    """lambda1 * eq. 16 on the cached most parallel pairs (sin^2, NOTES.md)."""
+    """lambda1 * eq. 16 on the cached most parallel pairs (docs/methods/dlra.md)."""
 
     name = "rare"
 

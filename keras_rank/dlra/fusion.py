@@ -1,7 +1,7 @@
 """Fusing parallel columns and rows of a factorized layer P W' Q (DLRA).
 
-Lee et al. 2021, sections 4.2-4.3, with the fixes of NOTES.md. Everything
-here is NumPy and eager: it edits a :class:`FactorState` in place between
+Lee et al. 2021, sections 4.2-4.3, with the corrections in docs/methods/dlra.md.
+Everything here is NumPy and eager: it edits a :class:`FactorState` in place between
 training steps, keeping every array's shape (fused groups are masked off),
 and :func:`compact` finally drops the dead entries.
 
@@ -28,7 +28,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 from keras_rank.layers.state import FactorState
 
 COLUMNS = "columns"
@@ -93,7 +93,7 @@ def fusion_coefficients(w_drop: np.ndarray, w_keep: np.ndarray) -> tuple[float, 
     """Returns the fusion coefficients ``(r, s)`` of ``w_drop ~ r w_keep``.
 
     ``r = (w_drop . w_keep) / (w_keep . w_keep)`` is the least-squares ratio
-    (NOTES.md; the paper's ratio of sums blows up when ``sum(w_keep) ~ 0``)
+    (docs/methods/dlra.md; the paper's ratio of sums blows up when ``sum(w_keep) ~ 0``)
     and ``s = sqrt(r^2 + 1)``. ``r`` is 0 when ``w_keep`` is zero.
 
     Args:

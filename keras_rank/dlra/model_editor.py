@@ -13,9 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_rank import costs
+from keras_rank.core import costs
+from keras_rank.core.graph import ModelGraph
 from keras_rank.dlra import fusion
-from keras_rank.graph import ModelGraph
 from keras_rank.layers import FactorState
 from keras_rank.training.hooks import ModelRebuild
 

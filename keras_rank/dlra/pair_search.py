@@ -4,15 +4,15 @@ An all-pairs Gram matrix finds the most parallel pair of each layer and
 axis. `PairSearch` runs it every `search_every` steps and, for the fused
 axis, after every fusion (the `DLRA` callback decides when); in between,
 RaRe (whose value and gradient come from the minimising pair only) and the
-fusion test use the cached pair. See BUILD_NOTES.md for the measurement
+fusion test use the cached pair. See docs/design/dlra.md for the measurement
 behind the default.
 """
 
 import numpy as np
 import tensorflow as tf
 
+from keras_rank.core.graph import MODEL_INPUT, MODEL_OUTPUT, ModelGraph, is_weightless
 from keras_rank.dlra import rare
-from keras_rank.graph import MODEL_INPUT, MODEL_OUTPUT, ModelGraph, is_weightless
 
 AXES = ("col", "row")
 
@@ -247,7 +247,7 @@ class PairSearch:
         return self._pair_sines_and_probe()[1]
 
     def rare_loss(self) -> tf.Tensor:
-        """Returns lambda1 * eq. 16 on the cached pairs (sin^2, NOTES.md).
+        """Returns lambda1 * eq. 16 on the cached pairs (sin^2, docs/methods/dlra.md).
 
         Called inside the train step. Also writes the pairs' probe rows to
         `probe_of_last_step`, which the fusion test reads after the step: no

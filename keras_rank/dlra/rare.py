@@ -8,7 +8,7 @@ and its *rows* are the rows of ``concat([kernel.T, bias[:, None]], 1)``; see
 :func:`keras_rank.dlra.fusion.row_vectors`.
 
 Every function here is plain TensorFlow maths (float32) that runs eagerly or
-inside ``tf.function``. Following the project notes (NOTES.md, lee2021), RaRe
+inside ``tf.function``. Following the corrections in docs/methods/dlra.md, RaRe
 is the minimum pairwise *squared sine* ``1 - cos^2``, which rewards parallel
 and opposite pairs alike, not the printed ``(1 - cos)^2``.
 """
@@ -129,7 +129,7 @@ def rare(vectors: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """Returns RaRe: the smallest squared sine over live pairs of rows.
 
     ``RaRe = min_{i != j live} 1 - cos^2(v_i, v_j)`` (Lee et al. 2021, eq. 5
-    with the squared sine of the text, see NOTES.md). The minimising pair is
+    with the squared sine of the text, see docs/methods/dlra.md). The minimising pair is
     chosen without gradient; the gradient flows through that pair's
     :func:`squared_sine` only, pushing it further towards parallel or
     opposite.
@@ -192,7 +192,7 @@ def euclidean_gap(u: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
 
     ``D_euc = || (|v| / |u|) u - c v ||`` with ``c = sign(cos(u, v))`` and
     ``c = 1`` when ``cos == 0`` (Lee et al. 2021, eq. 13 as fixed in
-    NOTES.md). Parallel and opposite vectors of any lengths give 0. If ``u``
+    docs/methods/dlra.md). Parallel and opposite vectors of any lengths give 0. If ``u``
     is zero the scaled ``u`` is taken as zero, giving ``|v|``. Broadcasts over
     leading axes; the last axis is the vector.
 

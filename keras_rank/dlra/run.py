@@ -1,6 +1,6 @@
 """`train_dlra`: one RaRe + DLRA run, from configs into a work directory.
 
-On top of `train_and_evaluate`'s outputs the work directory gets
+On top of `run_method`'s outputs the work directory gets
 `model_compact.keras` (the trained model rebuilt from plain Dense/Conv2D
 layers of the compact sizes: its deployable form), `curves.png`,
 `compression.png`, `layer_dims.png`, and a `dlra` section in results.json.
@@ -12,17 +12,18 @@ the paper does; `deployable` counts model_compact.keras, which can hold more
 
 import dataclasses
 import os
-import pathlib
 from typing import Any
 
 import keras
 import numpy as np
 
-from keras_rank import factorize, plots
-from keras_rank.deployable import deployable_size
-from keras_rank.dlra.callback import DLRA, DLRAConfig
-from keras_rank.training import TrainConfig, train_and_evaluate
-from keras_rank.training.run import Deployable
+from keras_rank import plots
+from keras_rank.dlra.callback import DLRA
+from keras_rank.dlra.config import DLRAConfig
+from keras_rank.layers import factorize
+from keras_rank.layers.deployable import deployable_size
+from keras_rank.training import Run, TrainConfig, run_method
+from keras_rank.training.evaluation import Deployable
 
 WHY_SIZES_DIFFER = (
     "a plain Dense/Conv2D layer has a weight for every input feature it reads "
@@ -116,6 +117,83 @@ def compact_model_report(model: keras.Model, deployable: Deployable) -> dict[str
     }
 
 
+class DLRAMethod:
+    """RaRe + DLRA as a `keras_rank.training.Method`.
+
+    Its Dense and Conv2D layers are factorized; every other layer with
+    weights is kept as it is and listed in the output and in results.json.
+    With every part switched off (no FN, no fusion, no loss) the model is
+    trained as it is: the baseline of Table 1.
+
+    Args:
+        config: The hyperparameters.
+        seed: Seed of the gradient noise (the run's seed).
+        verbose: Print the layers left as they are.
+    """
+
+    name = "dlra"
+
+    def __init__(self, config: DLRAConfig, seed: int = 0, verbose: int = 1):
+        self.config = config
+        self.verbose = verbose
+        self.callback = DLRA(config, seed=seed)
+        self.left_as_is: list[dict[str, str]] = []
+        self.deployable_before: dict[str, int] = {}
+
+    def settings(self) -> dict[str, Any]:
+        """Returns ``{"dlra": <the config>}``."""
+        return {"dlra": dataclasses.asdict(self.config)}
+
+    def prepare_model(self, model: keras.Model) -> keras.Model:
+        """Returns the factorized copy of `model` (itself when nothing is on)."""
+        if not self.config.factorizes:
+            return model
+        # Runs on every start, resumed or not: the base model is rebuilt.
+        self.left_as_is[:] = factorize.layers_left_as_is(model)
+        self.deployable_before.update(deployable_size(model))
+        if self.verbose and self.left_as_is:
+            print("\n".join(_left_as_is_lines(self.left_as_is)[1:]))
+        return factorize.factorize_model(
+            model, frobenius_norm=self.config.frobenius_norm
+        )
+
+    def loss_terms(self) -> list:
+        """Returns RaRe's and the factor L2's terms (those switched on)."""
+        return self.callback.loss_terms if self.config.factorizes else []
+
+    def gradient_transforms(self) -> list:
+        """Returns the annealed gradient noise, when switched on."""
+        return self.callback.gradient_transforms
+
+    def callbacks(self) -> list:
+        """Returns the fusion callback (none for the plain baseline)."""
+        return [self.callback] if self.config.factorizes else []
+
+    def report(self, run: Run) -> dict[str, Any]:
+        """Returns the ``dlra`` entry; writes the compact model and plots."""
+        path = run.workdir
+        if run.is_chief:
+            plots.plot_curves(run.trainer.history, path / "curves.png")
+        if not self.config.factorizes:
+            return {}
+        entries = self.callback.report(run.trainer)
+        entries["dlra"]["compact_model"] = compact_model_report(
+            run.trainer.model, run.deployable
+        )
+        entries["dlra"]["left_as_is"] = self.left_as_is
+        entries["dlra"]["deployable_before"] = self.deployable_before
+        if run.is_chief:
+            run.deployable.model.save(path / "model_compact.keras")
+            plots.plot_compression(
+                run.trainer.history,
+                path / "compression.png",
+                deployable_compression=1
+                - run.deployable.size["params"] / self.deployable_before["params"],
+            )
+            plots.plot_layer_dims(entries["dlra"]["layers"], path / "layer_dims.png")
+        return entries
+
+
 def train_dlra(
     config: TrainConfig,
     dlra_config: DLRAConfig,
@@ -123,67 +201,15 @@ def train_dlra(
     *,
     model: keras.Model | None = None,
 ) -> dict[str, Any]:
-    """Trains a model with RaRe + DLRA; resumes from `workdir`.
+    """Trains a model with RaRe + DLRA (`DLRAMethod`); resumes from `workdir`.
 
     The model is `model`, or the one `config` names (zoo or `.keras` file).
-    Its Dense and Conv2D layers are factorized; every other layer with
-    weights is kept as it is and listed in the output and in results.json.
-    With every part switched off (no FN, no fusion, no loss) the model is
-    trained as it is: the baseline of Table 1.
 
     Returns:
         The results written to results.json.
     """
-    method = DLRA(dlra_config, seed=config.seed)
-    factorized = dlra_config.factorizes
-    path = pathlib.Path(workdir)
-    left_as_is: list[dict[str, str]] = []
-    deployable_before: dict[str, int] = {}
-
-    def prepare_model(base: keras.Model) -> keras.Model:
-        # Runs on every start, resumed or not: the base model is rebuilt.
-        left_as_is[:] = factorize.layers_left_as_is(base)
-        deployable_before.update(deployable_size(base))
-        if config.verbose and left_as_is:
-            print("\n".join(_left_as_is_lines(left_as_is)[1:]))
-        return factorize.factorize_model(
-            base, frobenius_norm=dlra_config.frobenius_norm
-        )
-
-    def report(trainer, deployable: Deployable) -> dict[str, Any]:
-        # Runs on every worker; only the chief writes files.
-        if trainer.is_chief:
-            plots.plot_curves(trainer.history, path / "curves.png")
-        if not factorized:
-            return {}
-        entries = method.report(trainer)
-        entries["dlra"]["compact_model"] = compact_model_report(
-            trainer.model, deployable
-        )
-        entries["dlra"]["left_as_is"] = left_as_is
-        entries["dlra"]["deployable_before"] = deployable_before
-        if trainer.is_chief:
-            deployable.model.save(path / "model_compact.keras")
-            plots.plot_compression(
-                trainer.history,
-                path / "compression.png",
-                deployable_compression=1
-                - deployable.size["params"] / deployable_before["params"],
-            )
-            plots.plot_layer_dims(entries["dlra"]["layers"], path / "layer_dims.png")
-        return entries
-
-    results = train_and_evaluate(
-        config,
-        workdir,
-        model=model,
-        prepare_model=prepare_model if factorized else None,
-        loss_terms=method.loss_terms if factorized else (),
-        gradient_transforms=method.gradient_transforms,
-        callbacks=[method] if factorized else (),
-        report=report,
-        method_config={"dlra": dataclasses.asdict(dlra_config)},
-    )
-    if factorized and config.verbose:
+    method = DLRAMethod(dlra_config, seed=config.seed, verbose=config.verbose)
+    results = run_method(method, config, workdir, model=model)
+    if dlra_config.factorizes and config.verbose:
         print(summary_table(results))
     return results

@@ -10,11 +10,11 @@
   themselves, parity with Keras, file sizes and interleaved latency.
 """
 
-from keras_rank.deployable import deployable_model, deployable_size
 from keras_rank.export.config import FORMATS, ExportConfig, parse_formats
 from keras_rank.export.litert import export_litert
 from keras_rank.export.qat import quantization_aware_int8
 from keras_rank.export.run import export_models
+from keras_rank.layers.deployable import deployable_model, deployable_size
 
 __all__ = [
     "FORMATS",

@@ -1,12 +1,12 @@
 """`ExportConfig`: which LiteRT files to write and how to check them."""
 
 import dataclasses
-import os
 from collections.abc import Iterable
 from typing import Any
 
-from keras_rank import data as data_lib
-from keras_rank.errors import ConfigError, check_at_least
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.settings import setting
+from keras_rank.data import DataConfig
 
 FORMATS = ("float32", "dynamic", "float16", "int8", "qat_int8")
 """LiteRT formats: float32; dynamic-range (int8 weights, float activations);
@@ -41,80 +41,48 @@ def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
 
 
 @dataclasses.dataclass(frozen=True)
-class ExportConfig:
+class ExportConfig(DataConfig):
     """How models are exported to LiteRT and measured.
 
-    Attributes:
-        formats: Names of `FORMATS` to write (a comma-separated string is
-            accepted).
-        data: The dataset the models were trained on (a folder of IDX files,
-            an image folder or `tfds:NAME`): the representative examples and
-            the QAT fine-tuning come from its training split, the accuracy
-            from its test split.
-        train_split: The training split (TFDS split or image sub-folder).
-        test_split: The test split, named the same way.
-        validation_fraction: Share of the training split held out as in
-            training, so that only the training part is drawn from.
-        split_seed: Seed of that hold-out, as in training.
-        representative_examples: Training examples that calibrate the int8
-            activation ranges, >= 1.
-        qat_epochs: Epochs of quantization-aware fine-tuning, >= 1; the
-            epoch of highest validation accuracy is kept.
-        qat_learning_rate: Adam learning rate of that fine-tuning, > 0.
-        qat_batch_size: Batch size of that fine-tuning, >= 1.
-        latency_invocations: Timed invocations per model and round, >= 1.
-        latency_rounds: Rounds of the interleaved timing, >= 1; the median
-            is taken over all invocations of all rounds.
-        seed: Seed of the representative draw and of QAT.
-        verbose: 0 silent; 1 or 2 (as the trainers' line per epoch):
-            progress lines.
+    The data fields are `DataConfig`'s, as the models were trained: the
+    representative examples and the QAT fine-tuning come from the training
+    part of the training split (never the held-out validation part), the
+    accuracy from the test split. Every field is a setting (docs/cli.md).
     """
 
-    formats: tuple[str, ...] = FORMATS
-    data: str = str(data_lib.DEFAULT_DATA_DIR)
-    train_split: str = "train"
-    test_split: str = "test"
-    validation_fraction: float = 0.1
-    split_seed: int = 0
-    representative_examples: int = 500
-    qat_epochs: int = 2
-    qat_learning_rate: float = 1e-4
-    qat_batch_size: int = 128
-    latency_invocations: int = 200
-    latency_rounds: int = 5
-    seed: int = 0
-    verbose: int = 1
+    formats: tuple[str, ...] = setting(
+        FORMATS,
+        "LiteRT formats to write, in this order: float32, dynamic-range, "
+        "float16 weights, full int8 (post-training), full int8 after QAT",
+        choices=FORMATS,
+    )
+    representative_examples: int = setting(
+        500, "Training examples calibrating the int8 activation ranges", bounds=">= 1"
+    )
+    qat_epochs: int = setting(
+        2,
+        "Epochs of quantization-aware training; the epoch of highest "
+        "validation accuracy is kept",
+        bounds=">= 1",
+    )
+    qat_learning_rate: float = setting(1e-4, "Adam learning rate of QAT", bounds="> 0")
+    qat_batch_size: int = setting(128, "Batch size of QAT", bounds=">= 1")
+    latency_invocations: int = setting(
+        200, "Timed invocations per file and round", bounds=">= 1"
+    )
+    latency_rounds: int = setting(
+        5,
+        "Interleaved timing rounds; the median is taken over all invocations",
+        bounds=">= 1",
+    )
+    seed: int = setting(0, "Seed of the representative draw and of QAT")
+    verbose: int = setting(
+        1, "0 silent; 1 or 2: progress lines and the table", choices=(0, 1, 2)
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "formats", parse_formats(self.formats))
-        object.__setattr__(self, "data", os.fspath(self.data))
-        for name in (
-            "representative_examples",
-            "qat_epochs",
-            "qat_batch_size",
-            "latency_invocations",
-            "latency_rounds",
-        ):
-            check_at_least(name, getattr(self, name), 1)
-        if not self.qat_learning_rate > 0:
-            raise ConfigError(
-                "Expected qat_learning_rate > 0. "
-                f"Received: qat_learning_rate={self.qat_learning_rate!r}"
-            )
-        if self.verbose not in (0, 1, 2):
-            raise ConfigError(
-                f"Expected verbose in (0, 1, 2). Received: verbose={self.verbose!r}"
-            )
-
-    def load_splits(self) -> data_lib.DataSplits:
-        """Opens the data as training did (same hold-out of validation)."""
-        return data_lib.load_splits(
-            self.data,
-            validation_fraction=self.validation_fraction,
-            split_seed=self.split_seed,
-            train_split=self.train_split,
-            test_split=self.test_split,
-        )
+        super().__post_init__()
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the fields as a JSON-able dict."""

@@ -19,7 +19,7 @@ import tensorflow as tf
 # The converter's error type has no public alias (tf.lite exports none).
 from tensorflow.lite.python.convert_phase import ConverterError
 
-from keras_rank.errors import ExportError
+from keras_rank.core.errors import ExportError
 from keras_rank.export.representative import representative_dataset
 
 POST_TRAINING_FORMATS = ("float32", "dynamic", "float16", "int8")
@@ -139,7 +139,8 @@ def export_litert(
     """Writes `model` as a LiteRT file of format `fmt`, builtin ops only.
 
     Args:
-        model: A plain Keras model (see `keras_rank.deployable.deployable_model`).
+        model: A plain Keras model
+            (`keras_rank.layers.deployable.deployable_model`).
         path: The `.tflite` file to write.
         fmt: One of `POST_TRAINING_FORMATS`.
         representative: Training examples for "int8" calibration.

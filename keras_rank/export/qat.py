@@ -20,7 +20,7 @@ from typing import Any
 
 import keras
 
-from keras_rank.errors import ExportError
+from keras_rank.core.errors import ExportError
 from keras_rank.export.config import ExportConfig
 
 WORKER_MODULE = "keras_rank.export.qat_worker"
@@ -69,7 +69,7 @@ def quantization_aware_int8(
     training examples. `model` itself is not changed.
 
     Args:
-        model: A plain Keras 3 model (`keras_rank.deployable.deployable_model`)
+        model: A plain Keras 3 model (`keras_rank.layers.deployable.deployable_model`)
             of the layers in `tf_keras_bridge.SUPPORTED_LAYERS`.
         path: The `.tflite` file to write; its folder must exist.
         config: Data, seeds and QAT settings; with ``verbose=1`` the worker's

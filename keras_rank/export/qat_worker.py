@@ -26,8 +26,8 @@ import tf_keras
 # The converter's error type has no public alias (tf.lite exports none).
 from tensorflow.lite.python.convert_phase import ConverterError
 
+from keras_rank.core.errors import ExportError, KerasRankError
 from keras_rank.data.splits import DataSplits
-from keras_rank.errors import ExportError, KerasRankError
 from keras_rank.export.config import ExportConfig
 from keras_rank.export.litert import converter_options, explain_conversion_error
 from keras_rank.export.qat import ERROR_PREFIX, WORKER_MODULE

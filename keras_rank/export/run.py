@@ -28,14 +28,14 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_rank import costs, user_models
-from keras_rank.deployable import deployable_model
-from keras_rank.errors import ConfigError
+from keras_rank.core import costs, user_models
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.workdirs import make_writable_folder
 from keras_rank.export import litert, qat, report, tflite_file
 from keras_rank.export.config import ExportConfig
 from keras_rank.export.representative import representative_examples
+from keras_rank.layers.deployable import deployable_model
 from keras_rank.training.task_loss import resolve_task_loss
-from keras_rank.workdirs import make_writable_folder
 
 _TEST_BATCH = 256
 
@@ -146,7 +146,7 @@ def export_models(
     """Exports every model in every format of `config`, checks and times the files.
 
     Models with factorized (DLRA) or low-rank (LC) layers are exported
-    through their plain-layer form (`keras_rank.deployable.deployable_model`).
+    through their plain-layer form (`keras_rank.layers.deployable.deployable_model`).
 
     Args:
         models: Trained Functional or Sequential models by name; the names

@@ -2,7 +2,7 @@
 
 tensorflow-model-optimization (TFMOT) quantizes tf_keras models only. The
 deployable form of a keras_rank model
-(`keras_rank.deployable.deployable_model`) holds plain layers, so it can be
+(`keras_rank.layers.deployable.deployable_model`) holds plain layers, so it can be
 written again layer by layer in tf_keras: the
 Keras 3 functional graph is walked from its inputs (branches, residual
 additions and shared layers included), each layer is constructed from a
@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tf_keras
 
-from keras_rank.errors import ExportError
+from keras_rank.core.errors import ExportError
 
 _ARGUMENTS: dict[type, tuple[str, ...]] = {
     keras.layers.Dense: ("units", "activation", "use_bias"),

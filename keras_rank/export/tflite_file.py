@@ -17,7 +17,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
-from keras_rank.errors import ExportError
+from keras_rank.core.errors import ExportError
 
 _OP_NAMES = {
     code: name

@@ -10,16 +10,16 @@
   ``low_rank_to_plain_model``.
 """
 
-from keras_rank.layers._low_rank import RankCosts, truncated_factors
-from keras_rank.layers.factorized_conv import FactorizedConv2D
-from keras_rank.layers.factorized_dense import FactorizedDense
-from keras_rank.layers.low_rank_conv import (
+from keras_rank.core.layer_matrices import (
     SCHEMES,
-    LowRankConv2D,
-    conv2d_rank_costs,
     conv_kernel_as_matrix,
     conv_kernel_from_matrix,
 )
+from keras_rank.layers import matrices as _matrices  # noqa: F401 (registers)
+from keras_rank.layers._low_rank import RankCosts, truncated_factors
+from keras_rank.layers.factorized_conv import FactorizedConv2D
+from keras_rank.layers.factorized_dense import FactorizedDense
+from keras_rank.layers.low_rank_conv import LowRankConv2D, conv2d_rank_costs
 from keras_rank.layers.low_rank_dense import LowRankDense, dense_rank_costs
 from keras_rank.layers.plain import low_rank_to_plain_model
 from keras_rank.layers.state import FactorState

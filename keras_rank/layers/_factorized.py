@@ -17,8 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_rank.costs import register_params
-from keras_rank.errors import ConfigError
+from keras_rank.core.costs import register_params
+from keras_rank.core.errors import ConfigError
 from keras_rank.layers.state import FactorState
 
 NORM_EPSILON = 1e-12

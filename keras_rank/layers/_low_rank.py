@@ -1,6 +1,6 @@
 """Shared code of the low-rank layers W = U V^T: factor maths and the base layer.
 
-Layout (LC_SPEC, shared by every method): a layer's weight is the matrix M
+Layout (docs/methods/lc.md, shared by every method): a layer's weight is the matrix M
 (a x b), a = input side, b = output side, and a rank-r layer keeps
 ``M = U V^T`` with U (a x r) the input-side and V (b x r) the output-side
 factor. A low-rank layer stores exactly these two matrices, as the weights
@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 from keras_rank.layers._factorized import check_positive, is_int
 
 Shape = tuple[int, ...]
@@ -27,7 +27,7 @@ Shape = tuple[int, ...]
 class RankCosts:
     """Costs of one layer per unit of rank and as a full (dense) layer.
 
-    Counts are per example; biases are not counted (as in keras_rank.costs).
+    Counts are per example; biases are not counted (as in keras_rank.core.costs).
     A rank-r layer costs ``r * params_per_rank`` parameters (plus its bias)
     and ``r * macs_per_rank`` MACs; left full it costs ``dense_params`` and
     ``dense_macs``.

@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_rank.costs import _build_input_shape, _known_product, register_cost
-from keras_rank.errors import ConfigError
+from keras_rank.core.costs import build_input_shape, known_product, register_cost
+from keras_rank.core.errors import ConfigError
 from keras_rank.layers._factorized import (
     FactorizedLayer,
     check_positive,
@@ -318,8 +318,8 @@ def factorized_conv_macs(layer: FactorizedConv2D) -> int:
     Raises:
         ConfigError: If the spatial input dimensions are unknown.
     """
-    output_shape = layer.compute_output_shape(_build_input_shape(layer))
-    positions = _known_product(output_shape[1:3], layer)
+    output_shape = layer.compute_output_shape(build_input_shape(layer))
+    positions = known_product(output_shape[1:3], layer)
     per_position = layer.groups_in * layer.groups_out
     coordinates = layer._input_coordinates()
     if layer.groups_in < coordinates:

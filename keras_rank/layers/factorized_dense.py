@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_rank.costs import _build_input_shape, _known_product, register_cost
-from keras_rank.errors import ConfigError
+from keras_rank.core.costs import build_input_shape, known_product, register_cost
+from keras_rank.core.errors import ConfigError
 from keras_rank.layers._factorized import (
     FactorizedLayer,
     check_positive,
@@ -263,8 +263,8 @@ def factorized_dense_macs(layer: FactorizedDense) -> int:
     Returns:
         The MAC count.
     """
-    input_shape = _build_input_shape(layer)
-    positions = _known_product(input_shape[1:-1], layer)
+    input_shape = build_input_shape(layer)
+    positions = known_product(input_shape[1:-1], layer)
     macs = layer.groups_in * layer.groups_out
     if layer.groups_in < layer.input_dim:
         macs += layer.input_dim

@@ -1,7 +1,7 @@
 """LowRankConv2D: a Conv2D as two convolutions of rank r, in two schemes.
 
 A Conv2D kernel K (dh, dw, c, n) is seen as a matrix M (a x b), input side
-first, in one of two layouts (Idelbayev & Carreira-Perpinan 2020, LC_SPEC):
+first, in one of two layouts (Idelbayev & Carreira-Perpinan 2020; docs/methods/lc.md):
 
 * scheme 1: ``M = reshape(K, (dh dw c, n))``. ``M = U V^T`` is a Conv2D of r
   filters (dh, dw) (the layer's strides and padding, no bias) followed by n
@@ -24,104 +24,17 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from keras_rank.costs import _build_input_shape, _known_product, register_cost
-from keras_rank.errors import ConfigError
+from keras_rank.core.costs import build_input_shape, known_product, register_cost
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.layer_matrices import (
+    check_scheme,
+    conv_kernel_as_matrix,
+    conv_kernel_from_matrix,
+    conv_matrix_shape,
+)
 from keras_rank.layers._factorized import check_positive
 from keras_rank.layers._low_rank import LowRankLayer, RankCosts, Shape
 from keras_rank.layers.factorized_conv import _PADDINGS, _output_length, _pair
-
-SCHEMES = (1, 2)
-"""The two ways of seeing a conv kernel as a matrix (see the module doc)."""
-
-
-def check_scheme(scheme: object) -> int:
-    """Return ``scheme`` if it is one of :data:`SCHEMES`, else raise ConfigError."""
-    if isinstance(scheme, bool) or scheme not in SCHEMES:
-        raise ConfigError(f"Expected scheme in {SCHEMES}. Received: scheme={scheme!r}")
-    return int(scheme)
-
-
-def conv_matrix_shape(kernel_shape: Sequence[int], scheme: int) -> tuple[int, int]:
-    """Shape (a, b) of the matrix of a (dh, dw, c, n) kernel in a scheme.
-
-    Args:
-        kernel_shape: (dh, dw, c, n).
-        scheme: 1 or 2.
-
-    Returns:
-        ``(dh dw c, n)`` for scheme 1, ``(dh c, dw n)`` for scheme 2.
-
-    Raises:
-        ConfigError: If ``scheme`` is not 1 or 2.
-    """
-    dh, dw, c, n = (int(dim) for dim in kernel_shape)
-    if check_scheme(scheme) == 1:
-        return dh * dw * c, n
-    return dh * c, dw * n
-
-
-def conv_kernel_as_matrix(kernel: Any, scheme: int) -> tf.Tensor:
-    """The matrix M (a x b) of a (dh, dw, c, n) Conv2D kernel in a scheme.
-
-    Scheme 1: ``M = reshape(K, (dh dw c, n))``. Scheme 2:
-    ``M[(h, c), (w, n)] = K[h, w, c, n]``, i.e.
-    ``reshape(transpose(K, (0, 2, 1, 3)), (dh c, dw n))``. Both keep the
-    entries, so Frobenius norms are the kernel's.
-
-    Args:
-        kernel: (dh, dw, c, n) tensor or array.
-        scheme: 1 or 2.
-
-    Returns:
-        The matrix, of the kernel's dtype.
-
-    Raises:
-        ConfigError: If ``scheme`` is not 1 or 2 or the kernel is not 4-D.
-    """
-    kernel = tf.convert_to_tensor(kernel)
-    if kernel.shape.rank != 4:
-        raise ConfigError(
-            "Expected a 4-D (dh, dw, c, n) kernel. Received: "
-            f"kernel.shape={tuple(kernel.shape)}"
-        )
-    shape = conv_matrix_shape(kernel.shape, scheme)
-    if scheme == 2:
-        kernel = tf.transpose(kernel, (0, 2, 1, 3))
-    return tf.reshape(kernel, shape)
-
-
-def conv_kernel_from_matrix(
-    matrix: Any, kernel_shape: Sequence[int], scheme: int
-) -> tf.Tensor:
-    """The (dh, dw, c, n) kernel whose matrix in ``scheme`` is ``matrix``.
-
-    The inverse of :func:`conv_kernel_as_matrix`.
-
-    Args:
-        matrix: (a, b) tensor or array, ``conv_matrix_shape(kernel_shape,
-            scheme)``.
-        kernel_shape: (dh, dw, c, n).
-        scheme: 1 or 2.
-
-    Returns:
-        The kernel, of the matrix's dtype.
-
-    Raises:
-        ConfigError: If ``scheme`` is not 1 or 2 or ``matrix`` has another
-            shape than the kernel's matrix.
-    """
-    matrix = tf.convert_to_tensor(matrix)
-    expected = conv_matrix_shape(kernel_shape, scheme)
-    if tuple(matrix.shape) != expected:
-        raise ConfigError(
-            f"Expected matrix of shape {expected} for kernel_shape="
-            f"{tuple(kernel_shape)} and scheme={scheme}. Received: "
-            f"matrix.shape={tuple(matrix.shape)}"
-        )
-    dh, dw, c, n = (int(dim) for dim in kernel_shape)
-    if scheme == 1:
-        return tf.reshape(matrix, (dh, dw, c, n))
-    return tf.transpose(tf.reshape(matrix, (dh, c, dw, n)), (0, 2, 1, 3))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -444,15 +357,15 @@ def conv2d_rank_costs(
     """
     if not isinstance(layer, LowRankConv2D):
         _check_plain_conv2d(layer, "conv2d_rank_costs")
-    input_shape = _build_input_shape(layer)
-    channels, filters = _known_product(input_shape[-1:], layer), layer.filters
+    input_shape = build_input_shape(layer)
+    channels, filters = known_product(input_shape[-1:], layer), layer.filters
     padding = _check_padding(layer.padding)
     first, second = conv_stages(layer.kernel_size, layer.strides, padding, scheme)
     middle = first.output_shape(input_shape, 1)
-    first_positions = _known_product(middle[1:3], layer)
-    second_positions = _known_product(second.output_shape(middle, 1)[1:3], layer)
+    first_positions = known_product(middle[1:3], layer)
+    second_positions = known_product(second.output_shape(middle, 1)[1:3], layer)
     full = ConvStage(tuple(layer.kernel_size), tuple(layer.strides), padding)
-    full_positions = _known_product(full.output_shape(input_shape, 1)[1:3], layer)
+    full_positions = known_product(full.output_shape(input_shape, 1)[1:3], layer)
     first_window = math.prod(first.kernel_size) * channels
     second_window = math.prod(second.kernel_size) * filters
     dense_params = math.prod(layer.kernel_size) * channels * filters

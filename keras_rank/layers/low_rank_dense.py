@@ -6,8 +6,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from keras_rank.costs import _build_input_shape, _known_product, register_cost
-from keras_rank.errors import ConfigError
+from keras_rank.core.costs import build_input_shape, known_product, register_cost
+from keras_rank.core.errors import ConfigError
 from keras_rank.layers._factorized import check_positive
 from keras_rank.layers._low_rank import LowRankLayer, RankCosts, Shape
 
@@ -190,9 +190,9 @@ def dense_rank_costs(layer: keras.layers.Dense | LowRankDense) -> RankCosts:
             f"dense_rank_costs expects a Dense or LowRankDense layer. "
             f"Received: layer={layer!r}"
         )
-    input_shape = _build_input_shape(layer)
-    positions = _known_product(input_shape[1:-1], layer)
-    features_in, units = _known_product(input_shape[-1:], layer), layer.units
+    input_shape = build_input_shape(layer)
+    positions = known_product(input_shape[1:-1], layer)
+    features_in, units = known_product(input_shape[-1:], layer), layer.units
     return RankCosts(
         params_per_rank=features_in + units,
         macs_per_rank=positions * (features_in + units),

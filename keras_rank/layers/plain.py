@@ -2,8 +2,8 @@
 
 import keras
 
+from keras_rank.core.user_models import check_graph_model
 from keras_rank.layers._low_rank import LowRankLayer
-from keras_rank.user_models import check_graph_model
 
 
 def low_rank_to_plain_model(model: keras.Model) -> keras.Model:

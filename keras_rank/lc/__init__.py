@@ -11,6 +11,13 @@ baselines into a work directory). The C step itself is
 would hide the `c_step` module.
 """
 
+from keras_rank.core.linalg import SVDError, robust_svd, stays_dense
+from keras_rank.layers.rank_specs import (
+    LayerSpec,
+    RankChoice,
+    layer_specs,
+    low_rank_model,
+)
 from keras_rank.lc.baselines import (
     EnergyThreshold,
     energy_ranks,
@@ -20,27 +27,17 @@ from keras_rank.lc.baselines import (
 from keras_rank.lc.c_step import (
     CStepResult,
     RankSelection,
-    SVDError,
-    check_lc_hyperparameters,
     check_rank_cost,
     collapse_mu,
     mu_schedule,
     multiplier_update,
     penalty,
     rank_cost,
-    robust_svd,
     select_rank,
-    stays_dense,
     truncation_errors,
 )
 from keras_rank.lc.callback import LC, LCPenalty
 from keras_rank.lc.config import LCConfig
-from keras_rank.lc.layer_matrices import (
-    LayerSpec,
-    RankChoice,
-    layer_specs,
-    low_rank_model,
-)
 from keras_rank.lc.run import train_lc
 
 __all__ = [
@@ -56,7 +53,6 @@ __all__ = [
     "EnergyThreshold",
     "RankSelection",
     "SVDError",
-    "check_lc_hyperparameters",
     "check_rank_cost",
     "collapse_mu",
     "energy_ranks",

@@ -1,12 +1,13 @@
 """The two rank heuristics of Idelbayev & Carreira-Perpinan 2020, section 4.1.
 
 Both read the singular values of a trained reference net's layers (one 1-D
-array per layer, descending, in LC_SPEC.md's matrix layout) and return one
-rank per layer; the caller builds the low-rank net and fine-tunes it.
+array per layer, descending, in the matrix layout of
+`keras_rank.core.layer_matrices`) and return one rank per layer; the caller
+builds the low-rank net and fine-tunes it.
 
 Costs follow :func:`keras_rank.lc.c_step.rank_cost`: layer k at rank r costs
 ``min(alpha_k * r, dense_cost_k)``, and a rank that is not cheaper than dense
-(:func:`keras_rank.lc.c_step.stays_dense`) means the layer stays full.
+(:func:`keras_rank.core.linalg.stays_dense`) means the layer stays full.
 
 * Baseline 1 (Zhang et al.): :func:`greedy_ranks_under_budget`, the largest
   singular values over all layers, one rank at a time, under a cost budget.
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 from keras_rank.lc.c_step import check_rank_cost, rank_cost, truncation_errors
 
 Spectrum = tf.Tensor | np.ndarray

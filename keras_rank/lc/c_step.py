@@ -10,7 +10,7 @@ exactly: one SVD of ``M = W - beta / mu`` gives ``||M - M_r||_F^2 =
 sum_{i > r} s_i^2`` for every rank r at once (Eckart-Young), so the rank is
 found by enumerating eq. 5 and Theta is the rank-r truncation of M.
 
-Cost of a layer (LC_SPEC.md): ``C(r) = min(alpha * r, dense_cost)``. The rank-r
+Cost of a layer (docs/methods/lc.md): ``C(r) = min(alpha * r, dense_cost)``. The rank-r
 factorization costs ``alpha * r`` (alpha = parameters or MACs per unit of
 rank); once that is not below ``dense_cost`` the layer is kept as a full
 matrix (no truncation) and charged ``dense_cost``. The C step therefore also
@@ -28,11 +28,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from keras_rank.errors import ConfigError, KerasRankError
-
-
-class SVDError(KerasRankError):
-    """An SVD failed or returned non-finite values in float32 and in float64."""
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.linalg import robust_svd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,39 +92,6 @@ def check_rank_cost(alpha: float, dense_cost: float) -> None:
         "dense_cost",
         dense_cost,
     )
-
-
-def check_lc_hyperparameters(lam: float, mu0: float, mu_growth: float) -> None:
-    """Raises ConfigError unless ``lam >= 0``, ``mu0 > 0`` and ``mu_growth > 1``.
-
-    Messages name the trainer's flags: ``lambda``, ``mu0``, ``mu_growth``.
-
-    Args:
-        lam: Weight lambda of the cost in ``L(W) + lambda C(r)``.
-        mu0: The first penalty parameter.
-        mu_growth: Factor b of the schedule ``mu_j = mu0 * b**j``.
-    """
-    _check(_is_real(lam) and lam >= 0, "lambda >= 0", "lambda", lam)
-    _check(_is_real(mu0) and mu0 > 0, "mu0 > 0", "mu0", mu0)
-    _check(
-        _is_real(mu_growth) and mu_growth > 1,
-        "mu_growth > 1",
-        "mu_growth",
-        mu_growth,
-    )
-
-
-def stays_dense(rank: int, alpha: float, dense_cost: float) -> bool:
-    """Returns True when a rank is not cheaper than the full matrix.
-
-    A layer at such a rank is kept as a full matrix and charged ``dense_cost``.
-
-    Args:
-        rank: A rank >= 0.
-        alpha: Cost per unit of rank.
-        dense_cost: Cost of the full matrix.
-    """
-    return bool(alpha * rank >= dense_cost)
 
 
 def rank_cost(rank: int | np.ndarray, alpha: float, dense_cost: float) -> np.ndarray:
@@ -254,59 +218,6 @@ def collapse_mu(largest_singular_value: float, alpha: float, lam: float) -> floa
     return 2.0 * lam * alpha / s1_squared
 
 
-def _svd_in(matrix: tf.Tensor, dtype: tf.DType) -> tuple[tf.Tensor, ...] | None:
-    """Returns (s, u, v) of ``matrix`` computed in ``dtype``, None if it fails."""
-    try:
-        result = tf.linalg.svd(tf.cast(matrix, dtype), full_matrices=False)
-    except tf.errors.OpError:
-        return None
-    if all(bool(tf.reduce_all(tf.math.is_finite(t))) for t in result):
-        return tuple(result)
-    return None
-
-
-def robust_svd(
-    matrix: tf.Tensor | np.ndarray, name: str | None = None
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Returns the thin SVD ``matrix = u diag(s) v^T``, retried in float64.
-
-    ``tf.linalg.svd(matrix, full_matrices=False)``; if it raises or returns a
-    non-finite value, the SVD is computed again in float64. Runs eagerly (the
-    C step is eager work between epochs).
-
-    Args:
-        matrix: 2-D float tensor or array (a x b).
-        name: The layer's name, for the error message.
-
-    Returns:
-        ``(s, u, v)`` in the matrix's dtype: s (R,) descending, u (a, R),
-        v (b, R), R = min(a, b).
-
-    Raises:
-        ConfigError: The matrix is not a 2-D float matrix.
-        SVDError: Both attempts failed.
-    """
-    matrix = tf.convert_to_tensor(matrix)
-    if matrix.shape.rank != 2 or not matrix.dtype.is_floating:
-        raise ConfigError(
-            "Expected a 2-D float matrix. Received: matrix of shape "
-            f"{matrix.shape.as_list()} and dtype {matrix.dtype.name}"
-        )
-    retry = [] if matrix.dtype == tf.float64 else [tf.float64]
-    for dtype in [matrix.dtype, *retry]:
-        result = _svd_in(matrix, dtype)
-        if result is not None:
-            s, u, v = (tf.cast(t, matrix.dtype) for t in result)
-            return s, u, v
-    finite = bool(tf.reduce_all(tf.math.is_finite(matrix)))
-    raise SVDError(
-        f"The SVD of {'layer ' + repr(name) if name else 'a matrix'} "
-        f"(shape {matrix.shape.as_list()}) failed or returned NaN/inf in "
-        f"{matrix.dtype.name} and in float64; the matrix "
-        f"{'is finite' if finite else 'has NaN/inf entries (diverged training?)'}."
-    )
-
-
 def c_step(
     matrix: tf.Tensor | np.ndarray,
     alpha: float,
@@ -324,7 +235,8 @@ def c_step(
     the caller passes ``matrix = W - beta / mu``.
 
     Args:
-        matrix: 2-D float tensor or array, the layer in LC_SPEC.md's layout.
+        matrix: 2-D float tensor or array, the layer in the layout of
+            `keras_rank.core.layer_matrices`.
         alpha: Cost per unit of rank, > 0.
         dense_cost: Cost of the full matrix, > 0.
         lam: Weight of the cost, >= 0.
@@ -394,7 +306,7 @@ def mu_schedule(mu0: float, mu_growth: float, step: int) -> float:
     """Returns the penalty parameter of LC step j: ``mu0 * mu_growth**j``.
 
     Args:
-        mu0: The first penalty parameter, > 0 (see check_lc_hyperparameters).
+        mu0: The first penalty parameter, > 0.
         mu_growth: Growth factor b, > 1.
         step: The LC step j, counted from 0.
     """

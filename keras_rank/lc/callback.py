@@ -17,9 +17,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_rank.core.linalg import SVDError
+from keras_rank.layers.rank_specs import LayerSpec, RankChoice, layer_specs
 from keras_rank.lc import c_step as c_step_lib
 from keras_rank.lc.config import LCConfig
-from keras_rank.lc.layer_matrices import LayerSpec, RankChoice, layer_specs
 from keras_rank.training.hooks import Callback
 
 
@@ -122,9 +123,9 @@ class LC(Callback):
         mu = float(self.mu.numpy())
         try:
             record = self._c_step(trainer.model, mu)
-        except c_step_lib.SVDError as error:
+        except SVDError as error:
             latest = trainer.checkpoints.latest() if trainer.checkpoints else None
-            raise c_step_lib.SVDError(
+            raise SVDError(
                 f"{error} LC stopped; the last good checkpoint is {latest}."
             ) from error
         for spec in self.specs:

@@ -24,22 +24,25 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_rank import costs, plots, user_models
-from keras_rank.errors import ConfigError
+from keras_rank import plots
+from keras_rank.core import costs, user_models
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.linalg import robust_svd, stays_dense
 from keras_rank.layers import low_rank_to_plain_model
-from keras_rank.lc import baselines
-from keras_rank.lc.c_step import robust_svd, stays_dense
-from keras_rank.lc.callback import LC, step_ranks
-from keras_rank.lc.config import LCConfig
-from keras_rank.lc.layer_matrices import (
+from keras_rank.layers.deployable import deployable_size
+from keras_rank.layers.rank_specs import (
     LayerSpec,
     RankChoice,
     layer_specs,
     low_rank_model,
 )
-from keras_rank.training import TrainConfig, train_and_evaluate
+from keras_rank.lc import baselines
+from keras_rank.lc.callback import LC, step_ranks
+from keras_rank.lc.config import LCConfig
+from keras_rank.training import Method, NoCompression, Run, TrainConfig, run_method
 from keras_rank.training.evaluation import ModelEvaluator
 from keras_rank.training.run import prepare_workdir
+from keras_rank.training.summary import summary_block
 
 
 def _lambda_dir(workdir: pathlib.Path, lam: float) -> pathlib.Path:
@@ -49,19 +52,98 @@ def _lambda_dir(workdir: pathlib.Path, lam: float) -> pathlib.Path:
 def _run_phase(
     path: pathlib.Path,
     config: TrainConfig,
-    method_config: dict[str, Any] | None = None,
-    **run_args: Any,
+    method: Method,
+    model: keras.Model | None,
 ) -> dict[str, Any]:
     """Runs (or resumes) one phase; a finished one is read, not run again.
 
     A finished phase is only reused when it was run with the same settings:
     otherwise `prepare_workdir` names the difference.
     """
-    prepare_workdir(path, config, method_config, write=False)
+    prepare_workdir(path, config, method.settings(), write=False)
     results = path / "results.json"
     if results.is_file():
         return json.loads(results.read_text())
-    return train_and_evaluate(config, path, method_config=method_config, **run_args)
+    return run_method(method, config, path, model=model)
+
+
+class LCMethod:
+    """The L steps of LC at one lambda, as a `keras_rank.training.Method`.
+
+    The full-rank net trains under LC's penalty; a C step follows every L
+    step (`LC`). Its report builds the low-rank net of the ranks found and
+    saves it for fine-tuning: the trained full-rank net is its own
+    deployable form, what LC ships is that low-rank net.
+
+    Args:
+        config: The LC hyperparameters.
+        lam: This run's lambda.
+        specs: The compressible layers of the reference net.
+        reference: Where the reference net came from (saved in settings).
+        folder: The lambda's folder (``lambda_<value>``).
+        verbose: Print each C step.
+    """
+
+    name = "lc"
+
+    def __init__(
+        self,
+        config: LCConfig,
+        lam: float,
+        specs: list[LayerSpec],
+        reference: str,
+        folder: pathlib.Path,
+        verbose: int = 1,
+    ):
+        self.config = config
+        self.lam = lam
+        self.specs = specs
+        self.reference = reference
+        self.folder = folder
+        self.callback = LC(config, lam, verbose=verbose)
+
+    def settings(self) -> dict[str, Any]:
+        """Returns the settings the L and C steps depend on, under ``lc``."""
+        return {
+            "lc": {
+                **self.config.lc_phase_settings(),
+                "lambda": self.lam,
+                "reference": self.reference,
+            }
+        }
+
+    def prepare_model(self, model: keras.Model) -> keras.Model:
+        """Returns `model`: the L steps train the full-rank reference."""
+        return model
+
+    def loss_terms(self) -> list:
+        """Returns LC's penalty terms."""
+        return self.callback.loss_terms
+
+    def gradient_transforms(self) -> list:
+        """Returns no gradient transform."""
+        return []
+
+    def callbacks(self) -> list:
+        """Returns the `LC` callback (C steps between L steps)."""
+        return [self.callback]
+
+    def report(self, run: Run) -> dict[str, Any]:
+        """Returns the ``lc`` entry; saves the low-rank net and the ranks plot."""
+        choices = self.callback.choices()
+        compact = low_rank_model(run.trainer.model, self.specs, choices)
+        if run.is_chief:
+            compact.save(self.folder / "lc" / "model_lowrank.keras")
+            plots.plot_lc_ranks(
+                step_ranks(self.callback.steps), self.folder / "ranks.png"
+            )
+        return {
+            "lc": {
+                "lambda": self.lam,
+                "steps": self.callback.steps,
+                "ranks": _ranks(choices),
+            }
+        }
 
 
 def _reference(
@@ -86,14 +168,24 @@ def _reference(
             "source": f"file:{reference}",
             "test_error": evaluator.test_error(loaded),
             "train_time_s": 0.0,
+            "epochs": 0,
         }
     path = workdir / "reference"
-    results = _run_phase(path, config, model=model)
+    results = _run_phase(path, config, NoCompression(), model)
     loaded = keras.saving.load_model(path / "model.keras", compile=False)
     return loaded, {
         "source": results["model_source"],
         "test_error": 100.0 * (1.0 - results["test_accuracy"]),
         "train_time_s": results["train_time_s"],
+        "epochs": results["epochs_completed"],
+    }
+
+
+def _sizes(cost: costs.ModelCost) -> dict[str, int]:
+    return {
+        "params": cost.params,
+        "flops_mac1": cost.flops_mac1,
+        "flops_mac2": cost.flops_mac2,
     }
 
 
@@ -114,29 +206,50 @@ def _finetune(
     model: keras.Model,
     evaluator: ModelEvaluator,
     reference_cost: costs.ModelCost,
-) -> tuple[keras.Model, dict[str, Any]]:
-    """Fine-tunes a low-rank net; returns it and its summary."""
-    before = evaluator.test_error(model)
+) -> tuple[keras.Model, dict[str, Any], dict[str, Any]]:
+    """Fine-tunes a low-rank net.
+
+    Returns:
+        The net, its entry of results.json, and the phase's test and
+        validation accuracy and times (for the summary).
+    """
+    accuracy = evaluator.test_metrics(model)["accuracy"]
+    before = 100.0 * (1.0 - accuracy)
     if lc_config.finetune_epochs == 0:
-        return model, {
-            **_size(model, reference_cost),
-            "test_error_before_finetune": before,
-            "test_error": before,
-            "train_loss": None,
-            "finetune_time_s": 0.0,
-        }
+        phase = {"test_accuracy": accuracy, "best_val_accuracy": None}
+        return (
+            model,
+            {
+                **_size(model, reference_cost),
+                "test_error_before_finetune": before,
+                "test_error": before,
+                "train_loss": None,
+                "finetune_time_s": 0.0,
+            },
+            {**phase, "train_time_s": 0.0, "wall_time_s": 0.0, "epochs_completed": 0},
+        )
     settings = {"epochs": lc_config.finetune_epochs}
     if lc_config.finetune_learning_rate is not None:
         settings["learning_rate"] = lc_config.finetune_learning_rate
-    results = _run_phase(path, dataclasses.replace(config, **settings), model=model)
+    results = _run_phase(
+        path, dataclasses.replace(config, **settings), NoCompression(), model
+    )
     tuned = keras.saving.load_model(path / "model.keras", compile=False)
-    return tuned, {
+    entry = {
         **_size(tuned, reference_cost),
         "test_error_before_finetune": before,
         "test_error": 100.0 * (1.0 - results["test_accuracy"]),
         "train_loss": results["history"][-1]["loss"],
         "finetune_time_s": results["train_time_s"],
     }
+    keys = (
+        "test_accuracy",
+        "best_val_accuracy",
+        "train_time_s",
+        "wall_time_s",
+        "epochs_completed",
+    )
+    return tuned, entry, {key: results[key] for key in keys}
 
 
 def _ranks(choices: dict[str, RankChoice]) -> dict[str, int | str]:
@@ -186,39 +299,22 @@ def _run_lambda(
     path = _lambda_dir(workdir, lam)
     reference_cost = costs.model_cost(reference)
     specs = layer_specs(reference, lc_config.criterion, lc_config.conv_scheme)
-    method = LC(lc_config, lam, verbose=config.verbose)
-
-    def report(trainer, _deployable) -> dict[str, Any]:
-        # The phase trains the full-rank net (its own deployable form); what
-        # LC ships is the low-rank net built here, fine-tuned in `finetune/`.
-        choices = method.choices()
-        compact = low_rank_model(trainer.model, specs, choices)
-        if trainer.is_chief:
-            compact.save(path / "lc" / "model_lowrank.keras")
-            plots.plot_lc_ranks(step_ranks(method.steps), path / "ranks.png")
-        return {"lc": {"lambda": lam, "steps": method.steps, "ranks": _ranks(choices)}}
-
+    method = LCMethod(
+        lc_config, lam, specs, reference_summary["source"], path, config.verbose
+    )
     lc_results = _run_phase(
         path / "lc",
         dataclasses.replace(config, epochs=lc_config.lc_epochs),
-        {
-            "lc": {
-                **lc_config.lc_phase_settings(),
-                "lambda": lam,
-                "reference": reference_summary["source"],
-            }
-        },
-        model=reference,
-        loss_terms=method.loss_terms,
-        callbacks=[method],
-        report=report,
+        method,
+        reference,
     )
     compact = keras.saving.load_model(path / "lc" / "model_lowrank.keras")
-    tuned, summary = _finetune(
+    tuned, summary, finetuned = _finetune(
         config, lc_config, path / "finetune", compact, evaluator, reference_cost
     )
     tuned.save(path / "model_lowrank.keras")
-    low_rank_to_plain_model(tuned).save(path / "model_plain.keras")
+    plain = low_rank_to_plain_model(tuned)
+    plain.save(path / "model_plain.keras")
     summary.update(
         {
             "lambda": lam,
@@ -236,8 +332,26 @@ def _run_lambda(
         summary["baselines"] = _run_baselines(
             config, lc_config, path, reference, specs, budget, evaluator
         )
-    (path / "results.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    block = summary_block(
+        method="lc",
+        test_accuracy=finetuned["test_accuracy"],
+        best_val_accuracy=finetuned["best_val_accuracy"],
+        epochs=reference_summary["epochs"]
+        + lc_results["epochs_completed"]
+        + finetuned["epochs_completed"],
+        deployable=deployable_size(plain),
+        method_size=_sizes(costs.model_cost(tuned)),
+        train_time_s=lc_results["train_time_s"] + finetuned["train_time_s"],
+        wall_time_s=lc_results["wall_time_s"] + finetuned["wall_time_s"],
+        settings={
+            "train": config.to_dict(),
+            "method": {"lc": {**dataclasses.asdict(lc_config), "lambda": lam}},
+        },
+    )
+    (path / "results.json").write_text(
+        json.dumps({"summary": block, **summary}, indent=1)
+    )
+    return {"summary": block, **summary}
 
 
 def _run_baselines(
@@ -260,7 +374,7 @@ def _run_baselines(
     for which in (1, 2):
         choices = _baseline_choices(specs, matrices, spectra, budget, which)
         compact = low_rank_model(reference, specs, choices)
-        _, summary = _finetune(
+        _, summary, _ = _finetune(
             config,
             lc_config,
             path / f"baseline{which}",
@@ -311,6 +425,7 @@ def train_lc(
     ]
     plots.plot_error_vs_rho(reference_summary, runs, path / "error_vs_rho.png")
     results = {
+        "summary": [run.pop("summary") for run in runs],
         "reference": reference_summary,
         "runs": runs,
         "criterion": lc_config.criterion,

@@ -2,7 +2,7 @@
 
 Training takes ordinary steps on the task loss; every `prox_every` steps (0:
 at the end of every epoch, as in the paper) each compressed layer's matrix M
-(units as columns, `operators.kernel_as_matrix`) is replaced by
+(units as columns, `kernel_as_matrix`) is replaced by
 ``S_{rho tau}(G(M))``: the sparse group Lasso prox G, then singular-value
 soft-thresholding S (`operators.low_rank_group_sparse_prox`), rho being the
 optimizer's learning rate at that step. The epoch's logs get per layer the
@@ -25,7 +25,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_rank.lc.layer_matrices import compressible_layers
+from keras_rank.core.compressible import compressible_layers
+from keras_rank.core.layer_matrices import kernel_as_matrix, kernel_from_matrix
 from keras_rank.prox import decompose, operators
 from keras_rank.prox.config import ProxConfig
 from keras_rank.training.hooks import Callback, ModelRebuild
@@ -67,7 +68,7 @@ class Prox(Callback):
         if self.initial_spectra or self.reloaded:
             return
         for layer in compressible_layers(trainer.model):
-            matrix = operators.kernel_as_matrix(layer.kernel)
+            matrix = kernel_as_matrix(layer.kernel)
             spectrum = operators.soft_threshold_singular_values(matrix, 0.0, layer.name)
             self.initial_spectra[layer.name] = keras.ops.convert_to_numpy(
                 spectrum.singular_values
@@ -83,7 +84,7 @@ class Prox(Callback):
         start = time.perf_counter()
         for index, layer in enumerate(compressible_layers(model)):
             result = operators.low_rank_group_sparse_prox(
-                operators.kernel_as_matrix(layer.kernel),
+                kernel_as_matrix(layer.kernel),
                 step_size,
                 self.config.layer_value(self.config.tau, index),
                 self.config.layer_value(self.config.group_lambda, index),
@@ -91,7 +92,7 @@ class Prox(Callback):
                 name=layer.name,
             )
             layer.kernel.assign(
-                operators.kernel_from_matrix(result.matrix, tuple(layer.kernel.shape))
+                kernel_from_matrix(result.matrix, tuple(layer.kernel.shape))
             )
             self._last[layer.name] = result
         self._prox_seconds += time.perf_counter() - start

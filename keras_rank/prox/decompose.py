@@ -15,9 +15,9 @@ into a compact one:
    ``energy`` % of the sum of its singular values (the paper's energy: the
    sum, not the sum of squares). The layer becomes LC's low-rank layer of
    rank r where that has fewer parameters (``r (a + b) < a b``), else it
-   stays a plain layer (`keras_rank.lc.layer_matrices.low_rank_model`).
+   stays a plain layer (`keras_rank.layers.rank_specs.low_rank_model`).
 
-`keras_rank.deployable.deployable_model` turns the result into plain Keras
+`keras_rank.layers.deployable.deployable_model` turns the result into plain Keras
 layers for export, as for the other methods.
 
 Tolerance (``tolerance``, default :data:`DEFAULT_TOLERANCE`, relative):
@@ -37,7 +37,7 @@ reaches exactly one next layer, all of it):
 
 * its output must reach exactly one Dense or Conv2D layer, through
   unshared, unbranched layers that map a constant channel to a constant
-  channel (`keras_rank.unit_removal`, shared with pruning): Dropout (identity at
+  channel (`keras_rank.core.unit_removal`, shared with pruning): Dropout (identity at
   inference; a Dropout whose ``noise_shape`` fixes the channel count is not
   crossed), Max/AveragePooling2D and GlobalMax/GlobalAveragePooling2D
   (channels last; the window of a constant map is constant, also with
@@ -69,11 +69,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_rank import costs, unit_removal
-from keras_rank.errors import ConfigError
-from keras_rank.graph import ModelGraph
-from keras_rank.lc.c_step import robust_svd, stays_dense
-from keras_rank.lc.layer_matrices import (
+from keras_rank.core import costs, unit_removal
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.graph import ModelGraph
+from keras_rank.core.linalg import robust_svd, stays_dense
+from keras_rank.layers.rank_specs import (
     LayerSpec,
     RankChoice,
     compressible_layers,
@@ -388,7 +388,7 @@ def decompose(
     Returns:
         ``(low-rank model, report)``: one :class:`LayerDecomposition` per
         Dense/Conv2D layer, in model order. The model's plain form for
-        export is ``keras_rank.deployable.deployable_model(low-rank model)``.
+        export is ``keras_rank.layers.deployable.deployable_model(low-rank model)``.
 
     Raises:
         ConfigError: If `energy` is not in (0, 100], `tolerance` not in

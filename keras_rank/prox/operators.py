@@ -18,7 +18,7 @@ filter, each of P = a parameters) are the COLUMNS of M. Biases are not part
 of M and are never shrunk.
 
 Every SVD is ``tf.linalg.svd``: eagerly through
-``keras_rank.lc.c_step.robust_svd`` (float64 retry when the float32 SVD
+``keras_rank.core.linalg.robust_svd`` (float64 retry when the float32 SVD
 raises or returns NaN/inf); inside ``tf.function`` directly, in the matrix's
 dtype (the retry branches on eager values). The hyperparameters are Python
 numbers (or eager scalars), checked when called; the matrix may be a tensor,
@@ -32,14 +32,10 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from keras_rank.errors import ConfigError
-from keras_rank.layers import conv_kernel_as_matrix, conv_kernel_from_matrix
-from keras_rank.lc.c_step import robust_svd
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.linalg import robust_svd
 
 Matrix = tf.Tensor | tf.Variable | np.ndarray
-
-CONV_SCHEME = 1
-"""Conv scheme of the layer matrix: ``M = reshape(K, (dh dw c, n))``."""
 
 
 class SingularValueProx(NamedTuple):
@@ -135,7 +131,7 @@ def soft_threshold_singular_values(
 
     Raises:
         ConfigError: ``threshold < 0`` or ``matrix`` not a 2-D float matrix.
-        keras_rank.lc.SVDError: The SVD failed in the matrix's dtype and in
+        keras_rank.core.linalg.SVDError: The SVD failed in the matrix's dtype and in
             float64 (eager only).
     """
     matrix = _check_matrix(matrix)
@@ -243,7 +239,7 @@ def low_rank_group_sparse_prox(
     Raises:
         ConfigError: An argument outside the allowed values, or ``matrix``
             not a 2-D float matrix.
-        keras_rank.lc.SVDError: The SVD failed (eager only).
+        keras_rank.core.linalg.SVDError: The SVD failed (eager only).
     """
     tau = _check_number("tau", tau)
     sparse = sparse_group_lasso_prox(matrix, step_size, group_lambda, alpha)
@@ -302,52 +298,3 @@ def zero_units(matrix: Matrix, atol: float = 0.0) -> tf.Tensor:
     matrix = _check_matrix(matrix)
     atol = _check_number("atol", atol)
     return tf.norm(matrix, axis=0) <= tf.constant(atol, matrix.dtype)
-
-
-def kernel_as_matrix(kernel: Matrix) -> tf.Tensor:
-    """Returns a Dense or Conv2D kernel's matrix M (inputs x units).
-
-    Dense (in, out): the kernel itself. Conv2D (dh, dw, c, n):
-    ``reshape(K, (dh dw c, n))`` (:data:`CONV_SCHEME`).
-
-    Args:
-        kernel: 2-D or 4-D float tensor, variable or array.
-
-    Raises:
-        ConfigError: The kernel is neither 2-D nor 4-D.
-    """
-    kernel = tf.convert_to_tensor(kernel)
-    if kernel.shape.rank == 4:
-        return conv_kernel_as_matrix(kernel, CONV_SCHEME)
-    if kernel.shape.rank != 2:
-        raise ConfigError(
-            "Expected kernel: a Dense kernel (in, out) or a Conv2D kernel "
-            f"(dh, dw, c, n). Received: kernel.shape={kernel.shape}"
-        )
-    return kernel
-
-
-def kernel_from_matrix(matrix: Matrix, kernel_shape: tuple[int, ...]) -> tf.Tensor:
-    """Returns the kernel of shape ``kernel_shape`` whose matrix is ``matrix``.
-
-    The inverse of :func:`kernel_as_matrix`.
-
-    Args:
-        matrix: 2-D float (a x b).
-        kernel_shape: (in, out) for Dense, (dh, dw, c, n) for Conv2D.
-
-    Raises:
-        ConfigError: ``kernel_shape`` is neither 2-D nor 4-D, or ``matrix``
-            is not its matrix's shape.
-    """
-    matrix = tf.convert_to_tensor(matrix)
-    kernel_shape = tuple(int(dim) for dim in kernel_shape)
-    if len(kernel_shape) == 4:
-        return conv_kernel_from_matrix(matrix, kernel_shape, CONV_SCHEME)
-    if len(kernel_shape) != 2 or tuple(matrix.shape) != kernel_shape:
-        raise ConfigError(
-            "Expected kernel_shape: (in, out) equal to matrix.shape, or "
-            f"(dh, dw, c, n). Received: kernel_shape={kernel_shape}, "
-            f"matrix.shape={tuple(matrix.shape)}"
-        )
-    return matrix

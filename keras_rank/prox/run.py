@@ -1,15 +1,17 @@
 """`train_prox`: compression-aware training, then one decomposition per energy.
 
-On top of `train_and_evaluate`'s outputs the work directory gets, per energy
-e of `ProxConfig.energies`, ``energy_<e>/model_lowrank.keras`` (zero units
-removed, every layer split at e % energy where that is cheaper) and
+On top of `run_method`'s outputs the work directory gets, per energy e of
+`ProxConfig.energies`, ``energy_<e>/model_lowrank.keras`` (zero units
+removed, every layer split at e % energy where that is cheaper),
 ``energy_<e>/model_plain.keras`` (the same in plain Keras layers, for
-export); ``spectra.png`` (each layer's singular values when training began
+export) and ``energy_<e>/results.json`` (its summary block, then its
+entry); ``spectra.png`` (each layer's singular values when training began
 and at its end); ``tradeoff.png`` (test accuracy against exported
 parameters per energy); and a ``prox`` section in results.json.
 """
 
 import dataclasses
+import json
 import os
 import pathlib
 from typing import Any
@@ -18,22 +20,15 @@ import keras
 import numpy as np
 
 from keras_rank import plots
-from keras_rank.deployable import deployable_model, deployable_size
-from keras_rank.layers._low_rank import LowRankLayer
-from keras_rank.lc.layer_matrices import compressible_layers
+from keras_rank.core.compressible import compressible_layers
+from keras_rank.core.layer_matrices import layer_matrix
+from keras_rank.layers.deployable import deployable_model, deployable_size
 from keras_rank.prox import decompose, operators
 from keras_rank.prox.callback import Prox
 from keras_rank.prox.config import ProxConfig
-from keras_rank.training import TrainConfig, train_and_evaluate
+from keras_rank.training import Run, TrainConfig, run_method
 from keras_rank.training.evaluation import ModelEvaluator
-
-
-def layer_matrix(layer: keras.layers.Layer) -> np.ndarray:
-    """Returns a Dense, Conv2D or low-rank layer's weight matrix (inputs x units)."""
-    if isinstance(layer, LowRankLayer):
-        u, v = (keras.ops.convert_to_numpy(weight) for weight in (layer.u, layer.v))
-        return u @ v.T
-    return keras.ops.convert_to_numpy(operators.kernel_as_matrix(layer.kernel))
+from keras_rank.training.summary import summary_block
 
 
 def final_spectra(model: keras.Model, names: list[str]) -> dict[str, np.ndarray]:
@@ -144,40 +139,63 @@ def summary_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def train_prox(
-    config: TrainConfig,
-    prox_config: ProxConfig,
-    workdir: str | os.PathLike,
-    *,
-    model: keras.Model | None = None,
-) -> dict[str, Any]:
-    """Trains with proximal steps of eq. (5), then post-processes; resumes.
+class ProxMethod:
+    """Compression-aware training as a `keras_rank.training.Method`.
 
-    The model is `model`, or the one `config` names (zoo or `.keras` file);
-    its Dense and Conv2D layers are regularised.
+    Its Dense and Conv2D layers take proximal steps (`Prox`); after
+    training, zero units are removed and the net is decomposed at every
+    energy, each result tested on the run's test split and saved.
 
-    Returns:
-        The results written to results.json.
+    Args:
+        config: The hyperparameters.
+        verbose: Print one line per epoch with the effective ranks.
     """
-    method = Prox(prox_config, verbose=config.verbose)
-    path = pathlib.Path(workdir)
 
-    def report(trainer, deployable) -> dict[str, Any]:
+    name = "prox"
+
+    def __init__(self, config: ProxConfig, verbose: int = 1):
+        self.config = config
+        self.callback = Prox(config, verbose=verbose)
+
+    def settings(self) -> dict[str, Any]:
+        """Returns ``{"prox": <the config>}``."""
+        return {"prox": dataclasses.asdict(self.config)}
+
+    def prepare_model(self, model: keras.Model) -> keras.Model:
+        """Returns `model`: proximal steps act on its own layers."""
+        return model
+
+    def loss_terms(self) -> list:
+        """Returns no loss term: the regulariser acts through its prox."""
+        return []
+
+    def gradient_transforms(self) -> list:
+        """Returns no gradient transform."""
+        return []
+
+    def callbacks(self) -> list:
+        """Returns the `Prox` callback."""
+        return [self.callback]
+
+    def report(self, run: Run) -> dict[str, Any]:
+        """Returns the ``prox`` entry; writes the decompositions and plots."""
+        method, model, path = self.callback, run.trainer.model, run.workdir
         names = list(method.initial_spectra)
-        spectra = final_spectra(trainer.model, names)
-        evaluator = ModelEvaluator(config)
+        spectra = final_spectra(model, names)
         processed = post_process(
-            trainer.model,
-            prox_config.energies,
-            evaluator,
-            path if trainer.is_chief else None,
+            model,
+            self.config.energies,
+            run.evaluator,
+            path if run.is_chief else None,
         )
         trained = {
-            "test_accuracy": evaluator.test_metrics(trainer.model)["accuracy"],
-            "params": deployable.size["params"],
+            "test_accuracy": run.test["accuracy"],
+            "params": run.deployable.size["params"],
         }
-        if trainer.is_chief:
-            plots.plot_curves(trainer.history, path / "curves.png")
+        if run.is_chief:
+            for entry in processed["energies"]:
+                self._write_energy_results(run, entry)
+            plots.plot_curves(run.trainer.history, path / "curves.png")
             plots.plot_spectra(method.initial_spectra, spectra, path / "spectra.png")
             plots.plot_prox_tradeoff(
                 trained, processed["energies"], path / "tradeoff.png"
@@ -186,7 +204,7 @@ def train_prox(
             "prox": {
                 "trained": trained,
                 **processed,
-                "reload": reload_saving(trainer.history, prox_config.reload_epoch)
+                "reload": reload_saving(run.trainer.history, self.config.reload_epoch)
                 if method.reloaded
                 else None,
                 "layers": {
@@ -197,7 +215,7 @@ def train_prox(
                         "final_nuclear_norm": float(np.sum(spectra[name])),
                         "final_rank": int(
                             operators.effective_rank(
-                                spectra[name], prox_config.rank_tolerance
+                                spectra[name], self.config.rank_tolerance
                             )
                         ),
                         "max_rank": len(spectra[name]),
@@ -207,13 +225,44 @@ def train_prox(
             }
         }
 
-    results = train_and_evaluate(
-        config,
-        workdir,
-        model=model,
-        callbacks=[method],
-        report=report,
-        method_config={"prox": dataclasses.asdict(prox_config)},
+
+    def _write_energy_results(self, run: Run, entry: dict[str, Any]) -> None:
+        """Writes ``energy_<e>/results.json``: the summary of one decomposition."""
+        settings = {**dataclasses.asdict(self.config), "energy": entry["energy"]}
+        block = summary_block(
+            method=self.name,
+            test_accuracy=entry["test_accuracy"],
+            best_val_accuracy=None,
+            epochs=run.trainer.epochs_done,
+            deployable=entry,
+            method_size=None,
+            train_time_s=run.trainer.wall_time_s,
+            wall_time_s=run.trainer.wall_time_s,
+            settings={"train": run.config.to_dict(), "method": {"prox": settings}},
+        )
+        folder = _energy_dir(run.workdir, entry["energy"])
+        (folder / "results.json").write_text(
+            json.dumps({"summary": block, **entry}, indent=1)
+        )
+
+
+def train_prox(
+    config: TrainConfig,
+    prox_config: ProxConfig,
+    workdir: str | os.PathLike,
+    *,
+    model: keras.Model | None = None,
+) -> dict[str, Any]:
+    """Trains with proximal steps of eq. (5), then post-processes; resumes.
+
+    The model is `model`, or the one `config` names (zoo or `.keras` file);
+    its Dense and Conv2D layers are regularised (`ProxMethod`).
+
+    Returns:
+        The results written to results.json.
+    """
+    results = run_method(
+        ProxMethod(prox_config, verbose=config.verbose), config, workdir, model=model
     )
     if config.verbose:
         print(summary_table(results))

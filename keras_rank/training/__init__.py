@@ -8,16 +8,21 @@ from keras_rank.training.hooks import (
     LossTerm,
     ModelRebuild,
 )
-from keras_rank.training.run import train_and_evaluate
+from keras_rank.training.method import Method, NoCompression, Run
+from keras_rank.training.run import run_method, train_and_evaluate
 
 __all__ = [
     "STRATEGIES",
     "Callback",
     "GradientTransform",
     "LossTerm",
+    "Method",
     "ModelRebuild",
+    "NoCompression",
+    "Run",
     "TrainConfig",
     "Trainer",
     "TrainingDivergedError",
+    "run_method",
     "train_and_evaluate",
 ]

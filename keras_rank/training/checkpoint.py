@@ -45,8 +45,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_rank.errors import ConfigError, DataError
-from keras_rank.surgery import optimizer_slots
+from keras_rank.core.errors import ConfigError, DataError
+from keras_rank.core.surgery import optimizer_slots
 
 _PREFIX = "epoch-"
 _SEED_STATE = "seed_generator_state"

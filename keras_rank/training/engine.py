@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_rank import data as data_lib
-from keras_rank import surgery
-from keras_rank.errors import ConfigError, KerasRankError
+from keras_rank.core import surgery
+from keras_rank.core.errors import ConfigError, KerasRankError
 from keras_rank.training.checkpoint import CheckpointManager
 from keras_rank.training.hooks import (
     Callback,

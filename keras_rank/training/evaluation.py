@@ -1,11 +1,40 @@
-"""Test metrics of models outside a training run (after post-processing, say)."""
+"""The trained model as it ships, and test metrics of models outside a run."""
+
+import dataclasses
+from typing import Any
 
 import keras
 
 from keras_rank import data as data_lib
+from keras_rank.layers.deployable import deployable_model, deployable_size
 from keras_rank.training.config import TrainConfig
 from keras_rank.training.engine import Trainer
 from keras_rank.training.strategy import make_strategy
+
+DEPLOYABLE_COUNTED_FROM = "plain Keras layers of the exported model"
+
+
+@dataclasses.dataclass(frozen=True)
+class Deployable:
+    """The trained model as it ships, and its size.
+
+    Attributes:
+        model: `deployable_model(trainer.model)`: plain Keras layers only
+            (the trained model itself when it has no others).
+        size: Its ``params``, ``flops_mac1``, ``flops_mac2`` and
+            ``counted_from``: the ``deployable`` entry of results.json.
+    """
+
+    model: keras.Model
+    size: dict[str, Any]
+
+    @classmethod
+    def of(cls, model: keras.Model) -> "Deployable":
+        """Returns the deployable form of `model`, built once, and its size."""
+        plain = deployable_model(model)
+        return cls(
+            plain, {**deployable_size(plain), "counted_from": DEPLOYABLE_COUNTED_FROM}
+        )
 
 
 class ModelEvaluator:
@@ -13,20 +42,16 @@ class ModelEvaluator:
 
     Args:
         config: The run's configuration (data, splits, strategy, batch size).
+        splits: The run's splits when they are open already; None opens
+            them from `config`.
 
     Attributes:
         splits: The run's data splits.
     """
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, splits: data_lib.DataSplits | None = None):
         self._config = config
-        self.splits = data_lib.load_splits(
-            config.data,
-            validation_fraction=config.validation_fraction,
-            split_seed=config.split_seed,
-            train_split=config.train_split,
-            test_split=config.test_split,
-        )
+        self.splits = config.load_splits() if splits is None else splits
 
     def test_metrics(self, model: keras.Model) -> dict[str, float]:
         """Returns the test loss and accuracy of `model` (left unchanged)."""

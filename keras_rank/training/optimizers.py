@@ -23,7 +23,7 @@ import numbers
 
 import keras
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 OPTIMIZERS = ("adam", "sgd")
 LR_SCHEDULES = ("constant", "exponential", "cosine")

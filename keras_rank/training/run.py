@@ -1,4 +1,4 @@
-"""`train_and_evaluate`: one training run from a config into a work directory.
+"""`run_method` and `train_and_evaluate`: one training run into a work directory.
 
 Work directory layout::
 
@@ -12,7 +12,7 @@ Work directory layout::
 results.json holds two sizes: ``params`` / ``flops_*`` are the trained
 model's own count (for DLRA the factorized W', the paper's count), and
 ``deployable`` is the count of the same function written with plain Keras
-layers only, as it ships (`keras_rank.deployable`). They differ when
+layers only, as it ships (`keras_rank.layers.deployable`). They differ when
 a method's layers hold fewer weights than the plain layers that express them.
 """
 
@@ -21,51 +21,24 @@ import json
 import os
 import pathlib
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-from keras_rank import costs, models, user_models
-from keras_rank import data as data_lib
-from keras_rank.deployable import deployable_model, deployable_size
-from keras_rank.errors import ConfigError
+from keras_rank import models
+from keras_rank.core import costs, user_models
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.workdirs import make_writable_folder
 from keras_rank.training import optimizers
 from keras_rank.training.config import TrainConfig
 from keras_rank.training.engine import Trainer
-from keras_rank.training.hooks import Callback, GradientTransform, LossTerm
+from keras_rank.training.evaluation import Deployable, ModelEvaluator
+from keras_rank.training.method import Method, NoCompression, Run
 from keras_rank.training.strategy import is_chief, make_strategy
+from keras_rank.training.summary import run_summary
 from keras_rank.training.task_loss import resolve_task_loss
 from keras_rank.training.unit_history import HISTORY_DIR, UnitHistory
-from keras_rank.workdirs import make_writable_folder
-
-ModelTransform = Callable[[keras.Model], keras.Model]
-
-DEPLOYABLE_COUNTED_FROM = "plain Keras layers of the exported model"
-
-
-@dataclasses.dataclass(frozen=True)
-class Deployable:
-    """The trained model as it ships, and its size.
-
-    Attributes:
-        model: `deployable_model(trainer.model)`: plain Keras layers only
-            (the trained model itself when it has no others).
-        size: Its ``params``, ``flops_mac1``, ``flops_mac2`` and
-            ``counted_from``: the ``deployable`` entry of results.json.
-    """
-
-    model: keras.Model
-    size: dict[str, Any]
-
-    @classmethod
-    def of(cls, model: keras.Model) -> "Deployable":
-        """Returns the deployable form of `model`, built once, and its size."""
-        plain = deployable_model(model)
-        return cls(
-            plain, {**deployable_size(plain), "counted_from": DEPLOYABLE_COUNTED_FROM}
-        )
 
 
 def initial_model(
@@ -149,58 +122,44 @@ def prepare_workdir(
     return path
 
 
-def train_and_evaluate(
+def run_method(
+    method: Method,
     config: TrainConfig,
     workdir: str | os.PathLike,
     *,
     model: keras.Model | None = None,
-    prepare_model: ModelTransform | None = None,
-    loss_terms: Sequence[LossTerm] = (),
-    gradient_transforms: Sequence[GradientTransform] = (),
-    callbacks: Sequence[Callback] = (),
-    report: Callable[[Trainer, Deployable], dict[str, Any]] | None = None,
-    method_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Trains a model as `config` says, resuming from `workdir` if possible.
+    """Trains a model with `method` as `config` says, resuming from `workdir`.
+
+    The one way any method meets the engine: the model is built (or
+    given), prepared by the method (unless a checkpoint resumes it),
+    trained with the method's loss terms, gradient transforms and
+    callbacks, tested, and reported. results.json begins with the
+    `summary` block (`keras_rank.training.summary`), then the engine's
+    entries, then the method's (under its name).
 
     Args:
+        method: The method (`NoCompression` trains the model as it is).
         config: The run's configuration.
         workdir: Work directory (see the module docstring for its layout).
         model: The model to train (Functional or Sequential); None builds
             the one `config` names (`model` of the zoo or `model_path`).
-        prepare_model: Turns that model into the one trained, e.g. a
-            factorized copy. A resumed run continues with the checkpoint's
-            model instead.
-        loss_terms: Extra loss terms for the train step.
-        gradient_transforms: Gradient transforms for the train step.
-        callbacks: Engine callbacks.
-        report: Returns method-specific entries added to the results; called
-            after training, before results.json is written, with the trainer
-            and the trained model's `Deployable` form (built once, here).
-        method_config: The method's own settings, saved in config.json and
-            checked on resume like `config`.
 
     Returns:
         The dict written to `workdir/results.json`.
     """
     strategy = make_strategy(config.strategy, config.cpu_devices)
-    path = prepare_workdir(workdir, config, method_config, write=is_chief(strategy))
+    method_settings = method.settings()
+    path = prepare_workdir(workdir, config, method_settings, write=is_chief(strategy))
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    splits = data_lib.load_splits(
-        config.data,
-        validation_fraction=config.validation_fraction,
-        split_seed=config.split_seed,
-        train_split=config.train_split,
-        test_split=config.test_split,
-    )
+    splits = config.load_splits()
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model, model_source = initial_model(
             config, splits.input_shape, splits.num_classes, model
         )
-        if prepare_model is not None:
-            model = prepare_model(model)
+        model = method.prepare_model(model)
         optimizer = optimizers.make_optimizer(
             **config.optimizer_settings(),
             steps_per_epoch=max(
@@ -213,9 +172,12 @@ def train_and_evaluate(
         optimizer,
         task_loss=resolve_task_loss(model, config.loss, config.from_logits),
         strategy=strategy,
-        loss_terms=loss_terms,
-        gradient_transforms=gradient_transforms,
-        callbacks=(*callbacks, UnitHistory(path / HISTORY_DIR, config.record_units)),
+        loss_terms=method.loss_terms(),
+        gradient_transforms=method.gradient_transforms(),
+        callbacks=(
+            *method.callbacks(),
+            UnitHistory(path / HISTORY_DIR, config.record_units),
+        ),
         checkpoint_dir=path / "checkpoints",
         log_dir=path / "tensorboard",
         verbose=config.verbose,
@@ -249,7 +211,6 @@ def train_and_evaluate(
         "deployable": deployable.size,
         "cost": cost.as_dict(),
         "train_time_s": trainer.wall_time_s,
-        "wall_time_s": trainer.wall_time_s + time.perf_counter() - start,
         "history": trainer.history,
         "data": {
             "source": splits.source,
@@ -265,8 +226,14 @@ def train_and_evaluate(
         "replicas": strategy.num_replicas_in_sync,
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    if report is not None:
-        results.update(report(trainer, deployable))
+    run = Run(config, trainer, deployable, test, path, ModelEvaluator(config, splits))
+    entries = method.report(run)
+    results["wall_time_s"] = trainer.wall_time_s + time.perf_counter() - start
+    results = {
+        "summary": run_summary(method.name, results, method_settings),
+        **results,
+        **entries,
+    }
     if trainer.is_chief:
         trainer.model.save(path / "model.keras")
         (path / "results.json").write_text(json.dumps(results, indent=1))
@@ -278,6 +245,23 @@ def train_and_evaluate(
             f"results: {path / 'results.json'}"
         )
     return results
+
+
+def train_and_evaluate(
+    config: TrainConfig,
+    workdir: str | os.PathLike,
+    *,
+    model: keras.Model | None = None,
+) -> dict[str, Any]:
+    """Trains a model as it is (no compression); resumes from `workdir`.
+
+    `run_method` with `NoCompression`: the baseline trainer, and the
+    reference and fine-tuning phases of LC.
+
+    Returns:
+        The dict written to `workdir/results.json`.
+    """
+    return run_method(NoCompression(), config, workdir, model=model)
 
 
 def _params_line(params: int, deployable_params: int) -> str:

@@ -4,7 +4,7 @@ import functools
 
 import tensorflow as tf
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 
 def split_cpu(count: int) -> None:

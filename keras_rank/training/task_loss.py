@@ -16,7 +16,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 LOSSES = ("auto", "sparse_categorical_crossentropy", "categorical_crossentropy")
 FROM_LOGITS = ("auto", "true", "false")

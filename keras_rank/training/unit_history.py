@@ -3,14 +3,15 @@
 :class:`UnitHistory` is an engine callback that writes, under
 ``workdir/unit_history/``:
 
-* ``init.npz``: the unit matrix (units x inputs, `keras_rank.analysis.units`)
-  of every Dense and Conv2D layer at initialisation, by layer name, for the
-  spectra at init (`keras_rank.analysis`);
+* ``init.npz``: the unit matrix (units x inputs,
+  `keras_rank.core.layer_matrices.unit_matrix`) of every Dense and Conv2D
+  layer at initialisation, by layer name, for the spectra at init
+  (`keras_rank.analysis`);
 * ``<layer>/epoch_<e>.npy``: the unit matrix of each layer asked for
   (`TrainConfig.record_units`) at init (e = 0) and after each epoch e, for
   the cosine graph of its units over training.
 
-Matrices are those of the model as it exports (`keras_rank.deployable`): a
+Matrices are those of the model as it exports (`keras_rank.layers.deployable`): a
 DLRA layer's ``P W' Q``, an LC low-rank layer's ``U V``. A layer that changes
 shape during training (a fusion, a reload) is recorded at its shape of the
 time. A resumed run keeps what was written and goes on from its epoch.
@@ -21,8 +22,9 @@ import pathlib
 
 import numpy as np
 
-from keras_rank.analysis.units import analysed_layer, analysed_layers, unit_matrix
-from keras_rank.deployable import deployable_model
+from keras_rank.core.compressible import matrix_layer, matrix_layers
+from keras_rank.core.layer_matrices import unit_matrix
+from keras_rank.layers.deployable import deployable_model
 from keras_rank.training.hooks import Callback
 
 HISTORY_DIR = "unit_history"
@@ -52,13 +54,13 @@ class UnitHistory(Callback):
         """Checks the layer names; at epoch 0 writes the init matrices."""
         model = deployable_model(trainer.model)
         for name in self.layers:
-            analysed_layer(model, name)
+            matrix_layer(model, name)
         if not trainer.is_chief or trainer.epochs_done:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         matrices = {
             layer.name: unit_matrix(layer.kernel).astype(np.float32)
-            for layer in analysed_layers(model)
+            for layer in matrix_layers(model)
         }
         np.savez(self.folder / INIT_FILE, **matrices)
         self._record(model, 0)

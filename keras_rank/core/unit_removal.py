@@ -31,8 +31,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_rank.factorize import FACTORIZABLE, clone_replacing
-from keras_rank.graph import MODEL_OUTPUT, Chain, ModelGraph
+from keras_rank.core.cloning import clone_replacing
+from keras_rank.core.compressible import COMPRESSIBLE
+from keras_rank.core.graph import MODEL_OUTPUT, Chain, ModelGraph
 
 _CROSSED = (
     keras.layers.Dropout,
@@ -109,7 +110,7 @@ def why_units_stay(
         return (
             f"its output is read by {successor.name!r} "
             f"({type(successor).__name__}), not a layer whose inputs can be "
-            f"removed: {FACTORIZABLE}"
+            f"removed: {COMPRESSIBLE}"
         )
     return ""
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import keras
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 MODEL_INPUT = "<model input>"
 """Returned by :meth:`ModelGraph.sources` for a model input."""

@@ -12,10 +12,10 @@ from typing import Any
 
 import keras
 
-from keras_rank import costs
-from keras_rank.factorize import factorized_layers, to_plain_model
+from keras_rank.core import costs
 from keras_rank.layers import low_rank_to_plain_model
 from keras_rank.layers._low_rank import LowRankLayer
+from keras_rank.layers.factorize import factorized_layers, to_plain_model
 
 
 def deployable_model(model: keras.Model) -> keras.Model:
@@ -50,7 +50,7 @@ def deployable_size(model: keras.Model) -> dict[str, Any]:
 
     Returns:
         ``{"params", "flops_mac1", "flops_mac2"}`` of `deployable_model(model)`,
-        counted with `keras_rank.costs`.
+        counted with `keras_rank.core.costs`.
     """
     cost = costs.model_cost(deployable_model(model))
     return {

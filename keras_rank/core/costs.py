@@ -28,7 +28,7 @@ from typing import Any
 
 import keras
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 MacRule = Callable[[keras.layers.Layer], int]
 ParamsRule = Callable[[keras.layers.Layer], int]
@@ -228,7 +228,7 @@ def _describe(layer: keras.layers.Layer) -> str:
     return f"layer {layer.name!r} ({type(layer).__name__})"
 
 
-def _build_input_shape(layer: keras.layers.Layer) -> tuple[int | None, ...]:
+def build_input_shape(layer: keras.layers.Layer) -> tuple[int | None, ...]:
     """Return the input shape, batch included, the layer was built with."""
     config = layer.get_build_config() or {}
     if "input_shape" not in config:
@@ -239,7 +239,7 @@ def _build_input_shape(layer: keras.layers.Layer) -> tuple[int | None, ...]:
     return tuple(config["input_shape"])
 
 
-def _known_product(dims: Sequence[int | None], layer: keras.layers.Layer) -> int:
+def known_product(dims: Sequence[int | None], layer: keras.layers.Layer) -> int:
     """Multiply dimensions, or raise if one of them is unknown."""
     if any(dim is None for dim in dims):
         raise ConfigError(
@@ -252,8 +252,8 @@ def _known_product(dims: Sequence[int | None], layer: keras.layers.Layer) -> int
 @register_cost(keras.layers.Dense)
 def _dense_macs(layer: keras.layers.Dense) -> int:
     """MACs of Dense m->n: ``m * n`` per position (one position for 2-D input)."""
-    input_shape = _build_input_shape(layer)
-    positions = _known_product(input_shape[1:-1], layer)
+    input_shape = build_input_shape(layer)
+    positions = known_product(input_shape[1:-1], layer)
     return positions * input_shape[-1] * layer.units
 
 
@@ -262,14 +262,14 @@ def _dense_macs(layer: keras.layers.Dense) -> int:
 @register_cost(keras.layers.Conv3D)
 def _conv_macs(layer: keras.layers.Layer) -> int:
     """MACs of ConvND: output positions * kernel size * (cin / groups) * cout."""
-    input_shape = _build_input_shape(layer)
+    input_shape = build_input_shape(layer)
     output_shape = layer.compute_output_shape(input_shape)
     if layer.data_format == "channels_last":
         in_channels, out_positions = input_shape[-1], output_shape[1:-1]
     else:
         in_channels, out_positions = input_shape[1], output_shape[2:]
     per_position = math.prod(layer.kernel_size) * (in_channels // layer.groups)
-    return _known_product(out_positions, layer) * per_position * layer.filters
+    return known_product(out_positions, layer) * per_position * layer.filters
 
 
 def _layer_macs(layer: keras.layers.Layer) -> int | None:

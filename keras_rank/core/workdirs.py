@@ -3,7 +3,7 @@
 import os
 import pathlib
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 
 def make_writable_folder(

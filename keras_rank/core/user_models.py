@@ -13,7 +13,7 @@ import pathlib
 import keras
 from keras.src.models.functional import Functional
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 SUPPORTED_KINDS = "Functional (keras.Model(inputs, outputs)) and Sequential"
 

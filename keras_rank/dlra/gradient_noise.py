@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 
 class GradientNoise:

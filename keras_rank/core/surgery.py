@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import keras
 import numpy as np
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.errors import ConfigError
 
 SlotMap = Callable[[np.ndarray], np.ndarray]
 

@@ -1,9 +1,9 @@
-"""The layers LC compresses: their weight matrices, rank costs and low-rank form.
+"""Compressible layers as matrices with rank costs, and models in low-rank form.
 
 A Dense kernel is its own matrix; a Conv2D kernel is reshaped by the chosen
-scheme (`keras_rank.layers.low_rank_conv`). Every LC module reaches a layer's
-weights through `LayerSpec`, so the C step, the penalty, the baselines and the
-final low-rank net agree on the layout.
+scheme (`keras_rank.core.layer_matrices`). LC and prox reach a layer's weights
+through `LayerSpec`, so LC's C step, penalty and baselines, prox's
+decomposition and the final low-rank nets agree on the layout.
 """
 
 import dataclasses
@@ -12,15 +12,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_rank import factorize
-from keras_rank.errors import ConfigError
-from keras_rank.layers import LowRankConv2D, LowRankDense
-from keras_rank.layers.low_rank_conv import (
-    conv2d_rank_costs,
-    conv_kernel_as_matrix,
-    conv_kernel_from_matrix,
+from keras_rank.core.cloning import clone_replacing
+from keras_rank.core.compressible import compressible_layers
+from keras_rank.core.layer_matrices import (
     conv_matrix_shape,
+    kernel_as_matrix,
+    kernel_from_matrix,
 )
+from keras_rank.layers import LowRankConv2D, LowRankDense
+from keras_rank.layers.low_rank_conv import conv2d_rank_costs
 from keras_rank.layers.low_rank_dense import dense_rank_costs
 
 
@@ -46,45 +46,15 @@ class LayerSpec:
 
     def matrix(self, kernel: tf.Tensor) -> tf.Tensor:
         """Returns the layer's weight matrix (inputs x outputs) of `kernel`."""
-        if self.scheme is None:
-            return tf.convert_to_tensor(kernel)
-        return conv_kernel_as_matrix(kernel, self.scheme)
+        return kernel_as_matrix(kernel, self.scheme or 1)
 
     def kernel(self, matrix: tf.Tensor) -> tf.Tensor:
         """Returns the kernel whose matrix is `matrix` (inverse of `matrix`)."""
-        if self.scheme is None:
-            return tf.convert_to_tensor(matrix)
-        return conv_kernel_from_matrix(matrix, self.kernel_shape, self.scheme)
+        return kernel_from_matrix(matrix, self.kernel_shape, self.scheme or 1)
 
     def cost(self, rank: int, dense: bool) -> float:
         """C_k(r): the layer's cost at `rank`, or as a full layer."""
         return self.dense_cost if dense else self.alpha * rank
-
-
-def compressible_layers(
-    model: keras.Model, *, required: bool = True
-) -> list[keras.layers.Layer]:
-    """Returns the model's Dense and Conv2D layers that have a low-rank form.
-
-    Args:
-        model: A Functional or Sequential model.
-        required: Whether having none is an error (else an empty list).
-
-    Raises:
-        ConfigError: The model has none and `required` is set.
-    """
-    layers = [
-        layer
-        for layer in model.layers
-        if type(layer) in (keras.layers.Dense, keras.layers.Conv2D)
-        and factorize.why_left_as_is(layer) is None
-    ]
-    if not layers and required:
-        raise ConfigError(
-            f"Model '{model.name}' has no layer LC can compress; it compresses "
-            f"{factorize.FACTORIZABLE}."
-        )
-    return layers
 
 
 def layer_spec(layer: keras.layers.Layer, criterion: str, scheme: int) -> LayerSpec:
@@ -165,4 +135,4 @@ def low_rank_model(
             layer, choice.rank, spec.scheme, matrix=choice.matrix
         )
 
-    return factorize.clone_replacing(model, convert)
+    return clone_replacing(model, convert)

@@ -2,12 +2,12 @@
 
 import keras
 
-from keras_rank.errors import ConfigError
+from keras_rank.core.cloning import clone_replacing
+from keras_rank.core.compressible import COMPRESSIBLE, why_not_compressible
+from keras_rank.core.errors import ConfigError
+from keras_rank.core.user_models import check_graph_model
 from keras_rank.layers import FactorizedConv2D, FactorizedDense
 from keras_rank.layers._factorized import FactorizedLayer
-from keras_rank.user_models import check_graph_model
-
-FACTORIZABLE = "Dense, and Conv2D with channels_last, no dilation and no groups"
 
 
 def why_left_as_is(layer: keras.layers.Layer) -> str | None:
@@ -18,19 +18,11 @@ def why_left_as_is(layer: keras.layers.Layer) -> str | None:
 
     Returns:
         None for a layer that is factorized (or already is), else a short
-        reason.
+        reason (`keras_rank.core.compressible.why_not_compressible`).
     """
-    if isinstance(layer, FactorizedLayer) or type(layer) is keras.layers.Dense:
+    if isinstance(layer, FactorizedLayer):
         return None
-    if isinstance(layer, keras.Model):
-        return "nested model: its layers are left as they are"
-    if type(layer) is keras.layers.Conv2D:
-        if tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
-            return "Conv2D with dilation or groups has no factorized form"
-        if layer.data_format != "channels_last":
-            return "Conv2D in channels_first has no factorized form"
-        return None
-    return f"{type(layer).__name__} has no factorized form"
+    return why_not_compressible(layer)
 
 
 def layers_left_as_is(model: keras.Model) -> list[dict[str, str]]:
@@ -53,33 +45,6 @@ def layers_left_as_is(model: keras.Model) -> list[dict[str, str]]:
 def factorized_layers(model: keras.Model) -> list[FactorizedLayer]:
     """Returns the model's factorized layers in model order."""
     return [layer for layer in model.layers if isinstance(layer, FactorizedLayer)]
-
-
-def clone_replacing(model: keras.Model, convert) -> keras.Model:
-    """Clones `model`, replacing each layer for which `convert` returns one.
-
-    Args:
-        model: A Functional or Sequential model.
-        convert: Returns the built layer that takes a layer's place (same
-            name, so that variable paths stay stable), or None to copy it.
-
-    Returns:
-        The clone; layers that are copied keep their weights.
-    """
-    replaced = set()
-
-    def clone_function(layer):
-        new = convert(layer)
-        if new is None:
-            return layer.__class__.from_config(layer.get_config())
-        replaced.add(layer.name)
-        return new
-
-    clone = keras.models.clone_model(model, clone_function=clone_function)
-    for old in model.layers:
-        if old.name not in replaced and old.weights:
-            clone.get_layer(old.name).set_weights(old.get_weights())
-    return clone
 
 
 def factorize_model(model: keras.Model, *, frobenius_norm: bool = False) -> keras.Model:
@@ -113,7 +78,7 @@ def factorize_model(model: keras.Model, *, frobenius_norm: bool = False) -> kera
     if not any(converts(layer) for layer in model.layers):
         raise ConfigError(
             f"Model '{model.name}' has no Dense or Conv2D layer to factorize; "
-            f"factorizable: {FACTORIZABLE}."
+            f"factorizable: {COMPRESSIBLE}."
         )
     return clone_replacing(model, convert)
 
