@@ -287,13 +287,12 @@ def _check_one(item: Setting, value: Any) -> Any:
     """Returns one value (an element of a tuple) checked, floats made float."""
     kind = item.kind
     named = item.name if item.flag == item.name else f"{item.name} (--{item.flag})"
-    ok = (
-        isinstance(value, bool)
-        if kind is bool
-        else isinstance(value, kind) and not isinstance(value, bool)
-        if kind is not float
-        else isinstance(value, int | float) and not isinstance(value, bool)
-    )
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, kind) and not isinstance(value, bool)
     if not ok and not (kind is str and item.many):
         raise ConfigError(
             f"Expected {named}: {_KIND_WORDS[kind]}. "
