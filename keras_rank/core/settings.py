@@ -99,6 +99,42 @@ def _number(value: float) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class Search:
+    """Where a tuner searches a setting: an interval on a scale, or choices.
+
+    Attributes:
+        low: Lower end of the interval (None with `values`).
+        high: Upper end.
+        scale: "linear" or "log" (log needs ``low > 0``).
+        values: The choices, instead of an interval.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    scale: str = "linear"
+    values: tuple[Any, ...] | None = None
+
+    def __post_init__(self):
+        if self.values is not None:
+            if self.low is not None or self.high is not None or not self.values:
+                raise ValueError(f"A search has an interval or values: {self}")
+            object.__setattr__(self, "values", tuple(self.values))
+            return
+        if self.scale not in ("linear", "log"):
+            raise ValueError(f"Unknown search scale {self.scale!r}")
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"A search interval needs low < high: {self}")
+        if self.scale == "log" and not self.low > 0:
+            raise ValueError(f"A log search needs low > 0: {self}")
+
+    def describe(self) -> str:
+        """Returns e.g. ``"in [0.01, 100] (log)"`` or ``"over 80, 90, 100"``."""
+        if self.values is not None:
+            return "over " + ", ".join(map(str, self.values))
+        return f"in [{self.low:g}, {self.high:g}] ({self.scale})"
+
+
+@dataclasses.dataclass(frozen=True)
 class _Declared:
     help: str
     flag: str | None
@@ -106,6 +142,7 @@ class _Declared:
     bounds: Bounds | None
     shown_default: str | None
     repeated: bool
+    search: Search | None
 
 
 def setting(
@@ -117,6 +154,7 @@ def setting(
     bounds: str | None = None,
     shown_default: str | None = None,
     repeated: bool = False,
+    search: Search | None = None,
 ) -> Any:
     """Declares a config field as a setting.
 
@@ -131,19 +169,29 @@ def setting(
             the machine (a path).
         repeated: A tuple given as a repeated flag (``--x=a --x=b``), not
             comma-separated (paths, which may hold commas).
+        search: Where a tuner searches it (`tuning.spaces`); its interval
+            lies within `bounds`, its values among `choices`.
 
     Returns:
         A `dataclasses.field` carrying the declaration.
     """
     if isinstance(default, list | dict | set):
         raise TypeError(f"A setting's default must be immutable; got {default!r}")
+    parsed = None if bounds is None else Bounds.parse(bounds)
+    if search is not None:
+        ends = search.values if search.values is not None else (search.low, search.high)
+        if parsed is not None and not all(end in parsed for end in ends):
+            raise ValueError(f"Search {search} reaches outside bounds {parsed}")
+        if choices is not None and not set(ends) <= set(choices):
+            raise ValueError(f"Search {search} reaches outside choices {choices}")
     declared = _Declared(
         help=help,
         flag=flag,
         choices=None if choices is None else tuple(choices),
-        bounds=None if bounds is None else Bounds.parse(bounds),
+        bounds=parsed,
         shown_default=shown_default,
         repeated=repeated,
+        search=search,
     )
     return dataclasses.field(default=default, metadata={_KEY: declared})
 
@@ -184,6 +232,7 @@ class Setting:
         bounds: The allowed interval, or None.
         shown_default: The default as docs show it.
         repeated: Whether a tuple is given as a repeated flag.
+        search: Where a tuner searches it, or None.
     """
 
     name: str
@@ -197,6 +246,7 @@ class Setting:
     bounds: Bounds | None
     shown_default: str
     repeated: bool
+    search: Search | None
 
     @property
     def required(self) -> bool:
@@ -214,6 +264,8 @@ class Setting:
             allowed.append("repeat the flag for several")
         elif self.many:
             allowed.append("comma-separated")
+        if self.search is not None:
+            allowed.append(f"searched {self.search.describe()}")
         text = self.help.rstrip(".")
         return f"{text}; {', '.join(allowed)}." if allowed else f"{text}."
 
@@ -264,6 +316,7 @@ def settings_of(config_class: type) -> tuple[Setting, ...]:
                 bounds=declared.bounds,
                 shown_default=shown,
                 repeated=declared.repeated,
+                search=declared.search,
             )
         )
     return tuple(found)

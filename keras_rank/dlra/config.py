@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from keras_rank.core.settings import check_settings, setting
+from keras_rank.core.settings import Search, check_settings, setting
 
 L2_TARGETS = ("kernel", "effective")
 
@@ -15,13 +15,26 @@ class DLRAConfig:
     either target (docs/design/dlra.md), so its default is 0.
     """
 
-    lambda1: float = setting(20.0, "Weight of the RaRe loss (eq. 18)", bounds=">= 0")
+    lambda1: float = setting(
+        20.0,
+        "Weight of the RaRe loss (eq. 18)",
+        bounds=">= 0",
+        search=Search(0.01, 100.0, "log"),
+    )
     lambda2: float = setting(
         0.0, "Weight of the factor L2 loss (eq. 17); paper 0.1", bounds=">= 0"
     )
-    tau_cos: float = setting(1e-4, "Fuse a pair when 1 - |cos| < tau_cos", bounds="> 0")
+    tau_cos: float = setting(
+        1e-4,
+        "Fuse a pair when 1 - |cos| < tau_cos",
+        bounds="> 0",
+        search=Search(1e-5, 1e-2, "log"),
+    )
     tau_euc: float = setting(
-        0.1, "... and its magnitude-equalised distance < tau_euc", bounds="> 0"
+        0.1,
+        "... and its magnitude-equalised distance < tau_euc",
+        bounds="> 0",
+        search=Search(0.01, 1.0, "log"),
     )
     frobenius_norm: bool = setting(
         True, "Frobenius normalization (eq. 15) on every layer", flag="fn"
