@@ -1,0 +1,108 @@
+"""The scale of LC's lambda for a given net: where its first C step stops being safe.
+
+A useful lambda depends on the net: on LeNet300 1e-5..5e-5 gives rho_FLOPs
+2.6..9, while the paper's 2.5e-4..2e-3 collapse it; on a small CNN 3e-6
+already puts every conv at rank 1. What sets the scale is the C step itself
+(eq. 5): ``lam * C(r) + mu / 2 * sum_{i > r} s_i^2``. Multiplying the weights
+by c multiplies lam's useful range by c^2; counting costs c times larger
+divides it by c.
+
+`lambda_keeping_rank` is the largest lambda at which the first C step (at
+mu0, multipliers 0, on the reference's weights) keeps a layer at rank
+`rank` or more; `safe_lambda` is the smallest of these over a net's layers.
+A search of ``lambda = f * safe_lambda(...)`` with f in (0, 1] is then the
+same space on any net: at f = 1 the most exposed layer is exactly at the
+edge, below it every layer keeps at least `rank` singular values when LC
+starts.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+from keras_rank.core.linalg import robust_svd
+from keras_rank.layers.rank_specs import layer_specs
+from keras_rank.lc.c_step import select_rank
+
+
+def lambda_keeping_rank(
+    singular_values: np.ndarray,
+    alpha: float,
+    dense_cost: float,
+    mu: float,
+    rank: int,
+) -> float:
+    """Returns the largest lambda at which eq. 5's rank is still >= `rank`.
+
+    The selected rank does not grow with lambda (costs rise with the rank,
+    errors fall), so the edge is found by bisection on `select_rank` itself,
+    to a relative precision of 1e-9: the result is what the C step does.
+    The dense option counts as the full rank.
+
+    Args:
+        singular_values: The layer matrix's singular values, descending.
+        alpha: Cost per unit of rank.
+        dense_cost: Cost of the full matrix.
+        mu: The penalty parameter (mu0 for the first C step).
+        rank: The rank to keep, in [1, R].
+
+    Returns:
+        The edge lambda (``inf`` when no lambda goes below `rank`, e.g. a
+        matrix whose every rank-`rank` factorization costs as much as
+        dense and which therefore stays dense).
+
+    Raises:
+        ValueError: `rank` is not in [1, R].
+    """
+    values = np.asarray(singular_values, np.float64)
+    if not 1 <= rank <= len(values):
+        raise ValueError(f"Expected rank in [1, {len(values)}]. Received: rank={rank}")
+
+    def keeps(lam: float) -> bool:
+        return select_rank(values, alpha, dense_cost, lam, mu).rank >= rank
+
+    low, high = 0.0, mu * float(values[0]) ** 2 / alpha
+    while keeps(high):
+        high *= 10.0
+        if not math.isfinite(high) or high > 1e300:
+            return math.inf
+    for _ in range(200):
+        middle = (low + high) / 2
+        if keeps(middle):
+            low = middle
+        else:
+            high = middle
+        if high - low <= 1e-9 * high:
+            break
+    return low
+
+
+def safe_lambda(
+    model: keras.Model,
+    criterion: str,
+    conv_scheme: int,
+    mu0: float,
+    rank: int = 3,
+) -> dict[str, float]:
+    """Returns each compressible layer's `lambda_keeping_rank` and their minimum.
+
+    Args:
+        model: The trained reference net.
+        criterion: LC's cost, "flops" or "storage".
+        conv_scheme: LC's conv scheme.
+        mu0: LC's first penalty parameter.
+        rank: The rank every layer keeps at the first C step (capped at
+            each layer's full rank).
+
+    Returns:
+        ``{layer name: lambda, ..., "min": the smallest}``.
+    """
+    edges = {}
+    for spec in layer_specs(model, criterion, conv_scheme):
+        matrix = spec.matrix(model.get_layer(spec.name).kernel)
+        values = keras.ops.convert_to_numpy(robust_svd(matrix, spec.name)[0])
+        edges[spec.name] = lambda_keeping_rank(
+            values, spec.alpha, spec.dense_cost, mu0, min(rank, spec.max_rank)
+        )
+    return {**edges, "min": min(edges.values())}

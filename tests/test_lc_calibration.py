@@ -1,0 +1,71 @@
+"""LC's lambda scale: the edge where the first C step still keeps every rank."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_rank import models
+from keras_rank.layers.rank_specs import layer_specs
+from keras_rank.lc.c_step import select_rank
+from keras_rank.lc.calibration import lambda_keeping_rank, safe_lambda
+
+SPECTRUM = np.array([5.0, 3.0, 2.0, 1.0, 0.5, 0.1])
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3, 5])
+def test_the_edge_is_where_the_c_step_drops_below_the_rank(rank):
+    edge = lambda_keeping_rank(SPECTRUM, 10.0, 1000.0, 5e-4, rank)
+    assert select_rank(SPECTRUM, 10.0, 1000.0, edge, 5e-4).rank >= rank
+    assert select_rank(SPECTRUM, 10.0, 1000.0, edge * (1 + 1e-6), 5e-4).rank < rank
+
+
+def test_the_edge_scales_with_the_weights_squared_and_inversely_with_cost():
+    edge = lambda_keeping_rank(SPECTRUM, 10.0, 1000.0, 5e-4, 3)
+    scaled = lambda_keeping_rank(3 * SPECTRUM, 10.0, 1000.0, 5e-4, 3)
+    dearer = lambda_keeping_rank(SPECTRUM, 40.0, 4000.0, 5e-4, 3)
+    assert scaled == pytest.approx(9 * edge, rel=1e-6)
+    assert dearer == pytest.approx(edge / 4, rel=1e-6)
+
+
+def test_a_layer_that_stays_dense_has_no_edge():
+    # Rank 2 already costs as much as dense: the layer is dense or rank 1,
+    # and dense (its full rank) wins while lambda is small.
+    edge = lambda_keeping_rank(SPECTRUM[:2], 10.0, 15.0, 5e-4, 2)
+    assert select_rank(SPECTRUM[:2], 10.0, 15.0, edge, 5e-4).dense
+    assert lambda_keeping_rank(np.zeros(3), 1.0, 100.0, 5e-4, 1) == 0.0
+
+
+def test_a_bad_rank_is_refused():
+    with pytest.raises(ValueError, match=r"rank in \[1, 6\]"):
+        lambda_keeping_rank(SPECTRUM, 1.0, 100.0, 5e-4, 7)
+
+
+def _first_c_step_ranks(model, lam, mu0=5e-4):
+    ranks = {}
+    for spec in layer_specs(model, "flops", 1):
+        matrix = spec.matrix(model.get_layer(spec.name).kernel)
+        values = np.linalg.svd(keras.ops.convert_to_numpy(matrix), compute_uv=False)
+        choice = select_rank(values, spec.alpha, spec.dense_cost, lam, mu0)
+        ranks[spec.name] = (choice.rank, min(3, spec.max_rank))
+    return ranks
+
+
+@pytest.mark.parametrize("name", ["lenet300", "mlp", "lenet5"])
+def test_at_the_safe_lambda_every_layer_keeps_three_ranks(name):
+    keras.utils.set_random_seed(0)
+    model = models.build_model(name, (28, 28, 1), 10)
+    edge = safe_lambda(model, "flops", 1, 5e-4)["min"]
+    # A relative margin of 1e-4: NumPy's SVD here, TensorFlow's in LC.
+    below = _first_c_step_ranks(model, edge * (1 - 1e-4)).values()
+    assert all(rank >= keep for rank, keep in below)
+    above = _first_c_step_ranks(model, edge * (1 + 1e-4)).values()
+    assert any(rank < keep for rank, keep in above)
+
+
+def test_safe_lambda_scales_with_the_weights_squared():
+    keras.utils.set_random_seed(0)
+    model = models.build_model("lenet300", (28, 28, 1), 10)
+    edge = safe_lambda(model, "flops", 1, 5e-4)["min"]
+    model.set_weights([2 * weight for weight in model.get_weights()])
+    scaled = safe_lambda(model, "flops", 1, 5e-4)["min"]
+    assert scaled == pytest.approx(4 * edge, rel=1e-5)
