@@ -6,7 +6,7 @@
 * ``init.npz``: the unit matrix (units x inputs,
   `keras_rank.core.layer_matrices.unit_matrix`) of every Dense and Conv2D
   layer at initialisation, by layer name, for the spectra at init
-  (`keras_rank.analysis`);
+  (`trainers.analyze`);
 * ``<layer>/epoch_<e>.npy``: the unit matrix of each layer asked for
   (`TrainConfig.record_units`) at init (e = 0) and after each epoch e, for
   the cosine graph of its units over training.
