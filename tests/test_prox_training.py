@@ -92,6 +92,14 @@ def test_train_prox_lowers_ranks_and_decomposes_per_energy(prox_run):
         abs=0.0051,  # one test image of 200
     )
     assert by_energy[60.0]["params"] < by_energy[100.0]["params"]
+    # Each decomposition has its own summary; the search reads its validation.
+    for energy, entry in by_energy.items():
+        folder = workdir / f"energy_{energy:g}"
+        saved = json.loads((folder / "results.json").read_text())
+        assert 0 <= entry["val_accuracy"] <= 1
+        assert saved["summary"]["best_val_accuracy"] == entry["val_accuracy"]
+        assert saved["summary"]["deployable"]["params"] == entry["params"]
+        assert saved["summary"]["settings"]["method"]["prox"]["energy"] == energy
     plain = keras.saving.load_model(workdir / "energy_60" / "model_plain.keras")
     assert plain.count_params() == by_energy[60.0]["params"]
     for name in ("spectra.png", "tradeoff.png", "curves.png"):

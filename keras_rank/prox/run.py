@@ -62,7 +62,8 @@ def post_process(
     Returns:
         ``{"zero_units": [...], "energies": [...]}``: per layer what unit
         removal did; per energy the test accuracy, the exported (plain)
-        model's params and FLOPs, and per layer the rank and sizes. Both
+        model's params and FLOPs, its validation accuracy (None without a
+        validation split), and per layer the rank and sizes. Both
         are empty for a model without Dense/Conv2D layers left (a reloaded
         net that is low-rank throughout).
     """
@@ -78,6 +79,7 @@ def post_process(
             {
                 "energy": energy,
                 "test_accuracy": evaluator.test_metrics(compact)["accuracy"],
+                "val_accuracy": evaluator.validation_accuracy(compact),
                 **size,
                 "layers": [layer.as_dict() for layer in layers],
             }
@@ -232,7 +234,7 @@ class ProxMethod:
         block = summary_block(
             method=self.name,
             test_accuracy=entry["test_accuracy"],
-            best_val_accuracy=None,
+            best_val_accuracy=entry["val_accuracy"],
             epochs=run.trainer.epochs_done,
             deployable=entry,
             method_size=None,

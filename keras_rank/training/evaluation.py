@@ -38,7 +38,7 @@ class Deployable:
 
 
 class ModelEvaluator:
-    """Evaluates models on the test split of a run's data, as its trainer would.
+    """Evaluates models on a run's test or validation split, as its trainer would.
 
     Args:
         config: The run's configuration (data, splits, strategy, batch size).
@@ -53,16 +53,26 @@ class ModelEvaluator:
         self._config = config
         self.splits = config.load_splits() if splits is None else splits
 
-    def test_metrics(self, model: keras.Model) -> dict[str, float]:
-        """Returns the test loss and accuracy of `model` (left unchanged)."""
+    def _metrics(
+        self, model: keras.Model, source: data_lib.ExampleSource
+    ) -> dict[str, float]:
+        """Returns the loss and accuracy of `model` (left unchanged) on `source`."""
         strategy = make_strategy(self._config.strategy, self._config.cpu_devices)
         with strategy.scope():
             copy = keras.models.clone_model(model)
         copy.set_weights(model.get_weights())
         trainer = Trainer(copy, keras.optimizers.SGD(), strategy=strategy, verbose=0)
-        return trainer.evaluate(
-            self.splits.test, batch_size=max(self._config.batch_size, 256)
-        )
+        return trainer.evaluate(source, batch_size=max(self._config.batch_size, 256))
+
+    def test_metrics(self, model: keras.Model) -> dict[str, float]:
+        """Returns the test loss and accuracy of `model` (left unchanged)."""
+        return self._metrics(model, self.splits.test)
+
+    def validation_accuracy(self, model: keras.Model) -> float | None:
+        """Returns the validation accuracy of `model`; None without a split."""
+        if self.splits.validation is None:
+            return None
+        return self._metrics(model, self.splits.validation)["accuracy"]
 
     def test_error(self, model: keras.Model) -> float:
         """Returns the test error (%) of `model`."""

@@ -42,7 +42,8 @@ def summary_block(
     Args:
         method: The method's name.
         test_accuracy: Test accuracy of the model the run delivers, fraction.
-        best_val_accuracy: Best validation accuracy over its epochs.
+        best_val_accuracy: Best validation accuracy over its epochs; for a
+            model made after training (prox's decompositions), its own.
         epochs: Epochs of training behind the model (every phase: for LC
             the reference's, the L steps' and the fine-tuning's).
         deployable: Its plain exported model's ``params`` and FLOPs.
