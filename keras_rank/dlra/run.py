@@ -22,7 +22,7 @@ from keras_rank.dlra.callback import DLRA
 from keras_rank.dlra.config import DLRAConfig
 from keras_rank.layers import factorize
 from keras_rank.layers.deployable import deployable_size
-from keras_rank.training import Run, TrainConfig, run_method
+from keras_rank.training import MethodBase, Run, TrainConfig, run_method
 from keras_rank.training.evaluation import Deployable
 
 WHY_SIZES_DIFFER = (
@@ -117,7 +117,7 @@ def compact_model_report(model: keras.Model, deployable: Deployable) -> dict[str
     }
 
 
-class DLRAMethod:
+class DLRAMethod(MethodBase):
     """RaRe + DLRA as a `keras_rank.training.Method`.
 
     Its Dense and Conv2D layers are factorized; every other layer with

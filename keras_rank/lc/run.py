@@ -39,7 +39,14 @@ from keras_rank.layers.rank_specs import (
 from keras_rank.lc import baselines
 from keras_rank.lc.callback import LC, step_ranks
 from keras_rank.lc.config import LCConfig
-from keras_rank.training import Method, NoCompression, Run, TrainConfig, run_method
+from keras_rank.training import (
+    Method,
+    MethodBase,
+    NoCompression,
+    Run,
+    TrainConfig,
+    run_method,
+)
 from keras_rank.training.evaluation import ModelEvaluator
 from keras_rank.training.run import prepare_workdir
 from keras_rank.training.summary import summary_block
@@ -67,7 +74,7 @@ def _run_phase(
     return run_method(method, config, path, model=model)
 
 
-class LCMethod:
+class LCMethod(MethodBase):
     """The L steps of LC at one lambda, as a `keras_rank.training.Method`.
 
     The full-rank net trains under LC's penalty; a C step follows every L
@@ -112,17 +119,9 @@ class LCMethod:
             }
         }
 
-    def prepare_model(self, model: keras.Model) -> keras.Model:
-        """Returns `model`: the L steps train the full-rank reference."""
-        return model
-
     def loss_terms(self) -> list:
         """Returns LC's penalty terms."""
         return self.callback.loss_terms
-
-    def gradient_transforms(self) -> list:
-        """Returns no gradient transform."""
-        return []
 
     def callbacks(self) -> list:
         """Returns the `LC` callback (C steps between L steps)."""

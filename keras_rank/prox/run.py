@@ -26,7 +26,7 @@ from keras_rank.layers.deployable import deployable_model, deployable_size
 from keras_rank.prox import decompose, operators
 from keras_rank.prox.callback import Prox
 from keras_rank.prox.config import ProxConfig
-from keras_rank.training import Run, TrainConfig, run_method
+from keras_rank.training import MethodBase, Run, TrainConfig, run_method
 from keras_rank.training.evaluation import ModelEvaluator
 from keras_rank.training.summary import summary_block
 
@@ -141,7 +141,7 @@ def summary_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class ProxMethod:
+class ProxMethod(MethodBase):
     """Compression-aware training as a `keras_rank.training.Method`.
 
     Its Dense and Conv2D layers take proximal steps (`Prox`); after
@@ -162,18 +162,6 @@ class ProxMethod:
     def settings(self) -> dict[str, Any]:
         """Returns ``{"prox": <the config>}``."""
         return {"prox": dataclasses.asdict(self.config)}
-
-    def prepare_model(self, model: keras.Model) -> keras.Model:
-        """Returns `model`: proximal steps act on its own layers."""
-        return model
-
-    def loss_terms(self) -> list:
-        """Returns no loss term: the regulariser acts through its prox."""
-        return []
-
-    def gradient_transforms(self) -> list:
-        """Returns no gradient transform."""
-        return []
 
     def callbacks(self) -> list:
         """Returns the `Prox` callback."""
@@ -226,7 +214,6 @@ class ProxMethod:
                 },
             }
         }
-
 
     def _write_energy_results(self, run: Run, entry: dict[str, Any]) -> None:
         """Writes ``energy_<e>/results.json``: the summary of one decomposition."""

@@ -8,7 +8,7 @@ from keras_rank.training.hooks import (
     LossTerm,
     ModelRebuild,
 )
-from keras_rank.training.method import Method, NoCompression, Run
+from keras_rank.training.method import Method, MethodBase, NoCompression, Run
 from keras_rank.training.run import run_method, train_and_evaluate
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "GradientTransform",
     "LossTerm",
     "Method",
+    "MethodBase",
     "ModelRebuild",
     "NoCompression",
     "Run",

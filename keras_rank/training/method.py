@@ -90,14 +90,18 @@ class Method(Protocol):
         """
 
 
-class NoCompression:
-    """The method that trains the model as it is: the baseline."""
+class MethodBase:
+    """A `Method` that changes nothing: subclasses override what they add.
+
+    Every hook defaults to plain training (the model as it is, no loss
+    term, no gradient transform, no callback, no settings, no report).
+    """
 
     name = "baseline"
     config = None
 
     def settings(self) -> dict[str, Any] | None:
-        """Returns None: plain training has no settings of its own."""
+        """Returns None: no settings of its own."""
         return None
 
     def prepare_model(self, model: keras.Model) -> keras.Model:
@@ -119,3 +123,7 @@ class NoCompression:
     def report(self, run: Run) -> dict[str, Any]:
         """Returns no entries."""
         return {}
+
+
+class NoCompression(MethodBase):
+    """The method that trains the model as it is: the baseline."""
