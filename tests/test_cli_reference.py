@@ -4,7 +4,7 @@ import sys
 
 from trainer_runs import REPO
 
-from trainers import cli_reference
+from trainers import cli_reference, commands
 
 
 def test_docs_cli_reference_is_up_to_date():
@@ -16,7 +16,7 @@ def test_docs_cli_reference_is_up_to_date():
 def test_reference_lists_every_flag_of_every_command():
     text = cli_reference.render()
     for name in cli_reference.COMMANDS:
-        assert f"`python -m trainers.{name}`" in text
+        assert f"`python -m {commands.module_of(name)}`" in text
     for flag in ("`--lambda`", "`--[no]fn`", "`--energy`", "`--model_path`"):
         assert flag in text
     # No machine-dependent default (the embedded data's absolute path).

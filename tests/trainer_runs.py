@@ -34,8 +34,12 @@ def error_lines(stderr: str) -> list[str]:
 
 
 def command(trainer: str, *flags: str) -> list[str]:
-    """The command line of `python -m trainers.<trainer> <flags>`."""
-    return [sys.executable, "-m", f"trainers.{trainer}", *flags]
+    """The command line of `python -m trainers.<trainer> <flags>`.
+
+    A dotted name is a module of its own (``tuning.search``).
+    """
+    module = trainer if "." in trainer else f"trainers.{trainer}"
+    return [sys.executable, "-m", module, *flags]
 
 
 def run(trainer: str, *flags: str, timeout: float = 600):

@@ -13,7 +13,7 @@ import pathlib
 import sys
 
 from keras_rank.core.settings import Setting, settings_of
-from trainers.commands import COMMANDS
+from trainers.commands import COMMANDS, module_of
 
 PATH = pathlib.Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
@@ -75,7 +75,7 @@ def render() -> str:
         documented.extend(s for s in sections if s not in documented)
         links = ", ".join(f"[{s.__name__}](#{_anchor(s)})" for s in sections)
         lines += [
-            f"### `python -m trainers.{name}`",
+            f"### `python -m {module_of(name)}`",
             "",
             command.summary,
             "",

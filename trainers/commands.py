@@ -15,6 +15,7 @@ from keras_rank.export.config import ExportConfig
 from keras_rank.lc.config import LCConfig
 from keras_rank.prox.config import ProxConfig
 from keras_rank.training.config import TrainConfig
+from tuning.config import SearchConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +69,13 @@ class Command:
         summary: One line on what it does.
         usage: An example command.
         configs: The classes whose settings are its flags, in this order.
+        module: The module run with ``python -m``; default ``trainers.<name>``.
     """
 
     summary: str
     usage: str
     configs: tuple[type, ...]
+    module: str | None = None
 
 
 COMMANDS = {
@@ -105,6 +108,14 @@ COMMANDS = {
         "--formats=float32,int8 --workdir=runs/main/export",
         (ExportModelsArgs, ExportConfig, WorkdirArgs),
     ),
+    "search": Command(
+        "Searches every method's knobs with keras-tuner for a budget, then "
+        "retrains and exports the best.",
+        "python -m tuning.search --method=all --budget=flops:0.25 "
+        "--max_trials=8 --epochs=5 --workdir=runs/search",
+        (TrainConfig, SearchConfig, WorkdirArgs),
+        module="tuning.search",
+    ),
     "analyze": Command(
         "Where the redundancy of a trained model is: one report (Heitmann).",
         "python -m trainers.analyze --model_path=runs/mlp/model.keras "
@@ -112,3 +123,8 @@ COMMANDS = {
         (AnalysisConfig, WorkdirArgs),
     ),
 }
+
+
+def module_of(name: str) -> str:
+    """Returns the module ``python -m`` runs for command `name`."""
+    return COMMANDS[name].module or f"trainers.{name}"

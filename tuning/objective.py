@@ -108,8 +108,7 @@ class Goal:
             )
         if self.minimize not in ("flops", "params"):
             raise ConfigError(
-                "Unknown minimize "
-                f"{self.minimize!r}. Expected one of: flops, params."
+                f"Unknown minimize {self.minimize!r}. Expected one of: flops, params."
             )
 
     @property

@@ -42,6 +42,10 @@ class TrialRecord:
         score: keras-tuner's number (`tuning.objective.Goal.score`).
         wall_time_s: The trial's wall time.
         note: Why it failed, or "".
+        epochs: The trial's epochs, all phases together.
+        int8_kb: Size of its int8 LiteRT file (KB), where the budget asks.
+        model_file: The model it delivers, relative to the search's folder.
+        worker: The keras-tuner tuner id of the process that ran it.
     """
 
     trial_id: str
@@ -55,6 +59,10 @@ class TrialRecord:
     score: float | None
     wall_time_s: float
     note: str = ""
+    epochs: int = 0
+    int8_kb: float | None = None
+    model_file: str = ""
+    worker: str = ""
 
 
 def fronts(trials: Sequence[TrialRecord]) -> dict[str, list[str]]:

@@ -4,7 +4,9 @@ A setting declared with ``search=Search(...)`` (`keras_rank.core.settings`)
 is a hyperparameter: `declare` adds every such setting of a config class to
 a `keras_tuner.HyperParameters`, named ``<prefix>/<field>``, and `chosen`
 reads a trial's values back as keyword arguments of the config class. No
-range is written here: it is part of the setting's one declaration.
+range is written here: it is part of the setting's one declaration. A
+relative search (``relative_to``) is a multiple of a scale measured on the
+user's net (`tuning.calibration`); `chosen` multiplies it out.
 """
 
 from typing import Any
@@ -40,7 +42,12 @@ def declare(hp: keras_tuner.HyperParameters, config_class: type, prefix: str) ->
                 default=default if default in search.values else None,
             )
             continue
-        inside = default is not None and search.low <= default <= search.high
+        # A relative search's default is a multiple: the setting's own is not one.
+        inside = (
+            search.relative_to is None
+            and default is not None
+            and search.low <= default <= search.high
+        )
         kind = hp.Int if item.kind is int else hp.Float
         kind(
             name,
@@ -51,13 +58,35 @@ def declare(hp: keras_tuner.HyperParameters, config_class: type, prefix: str) ->
         )
 
 
-def chosen(hp: keras_tuner.HyperParameters, config_class: type, prefix: str) -> dict:
+def scales_needed(config_class: type) -> list[str]:
+    """Returns the names of the scales `config_class`'s relative searches use."""
+    return sorted({item.search.relative_to for item in searched(config_class)} - {None})
+
+
+def chosen(
+    hp: keras_tuner.HyperParameters,
+    config_class: type,
+    prefix: str,
+    scales: dict[str, float] | None = None,
+) -> dict:
     """Returns the trial's values of `config_class`'s searched settings.
 
     A tuple setting (one value per layer group, say) gets the one value.
+
+    Args:
+        hp: The trial's hyperparameters.
+        config_class: The config class `declare` was given.
+        prefix: Its prefix.
+        scales: The value of every scale a relative search names
+            (`scales_needed`), measured on the user's net.
+
+    Raises:
+        KeyError: A relative search's scale is missing from `scales`.
     """
     values: dict[str, Any] = {}
     for item in searched(config_class):
         value = hp.get(_name(prefix, item))
+        if item.search.relative_to is not None:
+            value = float(value * (scales or {})[item.search.relative_to])
         values[item.name] = (value,) if item.many else value
     return values

@@ -72,6 +72,22 @@ class Bounds:
             high_closed=interval.group(4) == "]",
         )
 
+    def admits_all(self, other: "Bounds") -> bool:
+        """Whether every number within `other` is within these bounds."""
+        if self.low is not None and (
+            other.low is None
+            or other.low < self.low
+            or (other.low == self.low and other.low_closed and not self.low_closed)
+        ):
+            return False
+        if self.high is not None and (
+            other.high is None
+            or other.high > self.high
+            or (other.high == self.high and other.high_closed and not self.high_closed)
+        ):
+            return False
+        return True
+
     def __contains__(self, value: float) -> bool:
         if self.low is not None and not (
             value >= self.low if self.low_closed else value > self.low
@@ -107,17 +123,24 @@ class Search:
         high: Upper end.
         scale: "linear" or "log" (log needs ``low > 0``).
         values: The choices, instead of an interval.
+        relative_to: The name of a scale measured on the user's net (e.g.
+            "lc_safe_lambda"): the interval is then of multiples of it, so
+            that one space fits nets of any size (`tuning.calibration`).
+            None: the interval is of the setting's own values.
     """
 
     low: float | None = None
     high: float | None = None
     scale: str = "linear"
     values: tuple[Any, ...] | None = None
+    relative_to: str | None = None
 
     def __post_init__(self):
         if self.values is not None:
             if self.low is not None or self.high is not None or not self.values:
                 raise ValueError(f"A search has an interval or values: {self}")
+            if self.relative_to is not None:
+                raise ValueError(f"Only an interval can be relative: {self}")
             object.__setattr__(self, "values", tuple(self.values))
             return
         if self.scale not in ("linear", "log"):
@@ -126,12 +149,15 @@ class Search:
             raise ValueError(f"A search interval needs low < high: {self}")
         if self.scale == "log" and not self.low > 0:
             raise ValueError(f"A log search needs low > 0: {self}")
+        if self.relative_to is not None and not self.low > 0:
+            raise ValueError(f"A relative search needs multiples > 0: {self}")
 
     def describe(self) -> str:
         """Returns e.g. ``"in [0.01, 100] (log)"`` or ``"over 80, 90, 100"``."""
         if self.values is not None:
             return "over " + ", ".join(map(str, self.values))
-        return f"in [{self.low:g}, {self.high:g}] ({self.scale})"
+        unit = "" if self.relative_to is None else f" x {self.relative_to}"
+        return f"in [{self.low:g}, {self.high:g}]{unit} ({self.scale})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +206,12 @@ def setting(
     parsed = None if bounds is None else Bounds.parse(bounds)
     if search is not None:
         ends = search.values if search.values is not None else (search.low, search.high)
-        if parsed is not None and not all(end in parsed for end in ends):
+        if search.relative_to is not None:
+            # Positive multiples of a positive scale: any value > 0.
+            positive = Bounds(low=0.0, low_closed=False)
+            if parsed is not None and not parsed.admits_all(positive):
+                raise ValueError(f"Search {search} needs bounds admitting all > 0")
+        elif parsed is not None and not all(end in parsed for end in ends):
             raise ValueError(f"Search {search} reaches outside bounds {parsed}")
         if choices is not None and not set(ends) <= set(choices):
             raise ValueError(f"Search {search} reaches outside choices {choices}")

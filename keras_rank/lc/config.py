@@ -3,7 +3,7 @@
 import dataclasses
 
 from keras_rank.core.errors import ConfigError
-from keras_rank.core.settings import check_settings, setting
+from keras_rank.core.settings import Search, check_settings, setting
 from keras_rank.lc.c_step import mu_schedule
 
 CRITERIA = ("flops", "storage")
@@ -27,6 +27,7 @@ class LCConfig:
         "Weights lambda of the cost, one LC run each",
         flag="lambda",
         bounds=">= 0",
+        search=Search(0.1, 2.0, "log", relative_to="lc_safe_lambda"),
     )
     criterion: str = setting(
         "flops",

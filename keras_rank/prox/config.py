@@ -3,7 +3,7 @@
 import dataclasses
 
 from keras_rank.core.errors import ConfigError
-from keras_rank.core.settings import check_settings, setting
+from keras_rank.core.settings import Search, check_settings, setting
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +26,7 @@ class ProxConfig:
         "Nuclear-norm weight(s): one value, or two (the first --first_layers "
         "layers, then the rest)",
         bounds=">= 0",
+        search=Search(0.003, 0.3, "log", relative_to="prox_tau_scale"),
     )
     group_lambda: tuple[float, ...] = setting(
         (0.0,), "Sparse group Lasso lambda(s), like --tau; 0 is off", bounds=">= 0"
