@@ -5,8 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORKDIR ?= runs/main
+SEARCH_WORKDIR ?= runs/search
 
-.PHONY: run test test-fast lint clean
+.PHONY: run search test test-fast lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,11 @@ run: $(STAMP)
 	$(PY) -m trainers.dlra --model=mlp --epochs=35 --workdir=$(WORKDIR)
 	$(PY) -m trainers.export --model_path=DLRA=$(WORKDIR)/model.keras \
 		--formats=float32,int8 --workdir=$(WORKDIR)/export
+
+# The second main job: a keras-tuner search of every method for a FLOPs
+# budget on the paper MLP, then the best retrained and exported.
+search: $(STAMP)
+	$(PY) -m tuning.search --workdir=$(SEARCH_WORKDIR)
 
 test: $(STAMP)
 	$(PY) -m ruff check .

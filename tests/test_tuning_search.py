@@ -10,6 +10,7 @@ import pytest
 from synthetic import make_idx_folder
 
 import tuning.tuner as tuner_module
+from keras_rank.core.errors import ConfigError
 from keras_rank.layers.deployable import deployable_size
 from keras_rank.training import NoCompression, TrainConfig, run_method
 from keras_rank.training.evaluation import ModelEvaluator
@@ -159,3 +160,66 @@ def test_one_relative_space_fits_nets_ten_times_apart(method, tmp_path):
         # The space spans compression: its far end is cheaper than its near end.
         (_, near, _), (_, far, _) = outcomes
         assert far["flops_mac1"] < near["flops_mac1"], (name, near, far)
+
+
+def test_a_file_size_budget_measures_every_trial_s_int8_file(tiny_idx, tmp_path):
+    workdir = tmp_path / "search"
+    results = run_search(
+        _config(tiny_idx, epochs=1),
+        SearchConfig(method="dlra", max_trials=1, budget="int8_kb:20", final_epochs=0),
+        workdir,
+        model=_mlp((32, 16)),
+    )
+    record = results["best_trial"]
+    assert results["reference"]["int8_kb"] > 20  # 26k weights: about 27 KB
+    assert record["int8_kb"] > 0
+    assert record["feasible"] == (record["int8_kb"] <= 20)
+    assert list((workdir / "trials" / "0").glob("*.int8.tflite"))
+
+
+def test_an_accuracy_floor_minimises_flops_and_hyperband_sets_each_trial_s_epochs(
+    tiny_idx, tmp_path
+):
+    workdir = tmp_path / "search"
+    results = run_search(
+        _config(tiny_idx, epochs=3),
+        SearchConfig(
+            method="prox",
+            tuner="hyperband",
+            max_trials=3,
+            max_drop=100.0,
+            final_epochs=0,
+        ),
+        workdir,
+        model=_mlp((32, 16)),
+    )
+    records = [json.loads(p.read_text()) for p in workdir.glob("trials/*/record.json")]
+    assert len(records) == 3
+    assert {record["epochs"] for record in records} <= {1, 2, 3}
+    assert min(record["epochs"] for record in records) < 3  # hyperband's short trials
+    for record in records:  # a floor of 100 points: everything is feasible
+        assert record["feasible"]
+        reference = results["reference"]["flops_mac1"]
+        assert record["score"] == pytest.approx(-record["flops_mac1"] / reference)
+
+
+def test_a_misconfigured_trial_stops_the_search_at_once(
+    tiny_idx, tmp_path, monkeypatch
+):
+    def misconfigured(config, method, workdir, reference):
+        raise ConfigError("Expected tau >= 0. Received: tau=-1")
+
+    monkeypatch.setitem(
+        tuner_module.SEARCHED,
+        "prox",
+        dataclasses.replace(SEARCHED["prox"], run=misconfigured),
+    )
+    workdir = tmp_path / "search"
+    with pytest.raises(ConfigError, match="tau >= 0"):
+        run_search(
+            _config(tiny_idx, epochs=1),
+            SearchConfig(method="prox", max_trials=3),
+            workdir,
+            model=_mlp((8, 8)),
+        )
+    assert not (workdir / "trials" / "1").exists()

@@ -7,7 +7,11 @@ import pytest
 
 from keras_rank.core.settings import Search, check_settings, setting, settings_of
 from keras_rank.dlra import DLRAConfig
-from tuning.spaces import chosen, declare, searched
+from keras_rank.lc import LCConfig
+from keras_rank.prox import ProxConfig
+from tuning.calibration import SCALES
+from tuning.spaces import chosen, declare, scales_needed, searched
+from tuning.tuner import declare_space
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,3 +99,56 @@ def test_a_bad_search_is_refused(kwargs, message):
 def test_the_cli_reference_shows_the_search():
     (lambda1,) = [item for item in settings_of(DLRAConfig) if item.name == "lambda1"]
     assert lambda1.describe().endswith("searched in [0.01, 100] (log).")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaled:
+    lam: tuple[float, ...] = setting(
+        (2e-5,),
+        "Lambda",
+        bounds=">= 0",
+        search=Search(0.1, 2.0, "log", relative_to="u"),
+    )
+
+    def __post_init__(self):
+        check_settings(self)
+
+
+def test_a_relative_search_is_a_multiple_of_its_measured_scale():
+    hp = keras_tuner.HyperParameters()
+    declare(hp, Scaled, "s")
+    (item,) = hp.space
+    # The space holds multiples; the setting's own default is not one.
+    assert (item.min_value, item.max_value, item.default) == (0.1, 2.0, 0.1)
+    hp.values["s/lam"] = 0.5
+    assert scales_needed(Scaled) == ["u"]
+    assert chosen(hp, Scaled, "s", {"u": 4e-6}) == {"lam": (2e-6,)}
+    with pytest.raises(KeyError, match="u"):
+        chosen(hp, Scaled, "s", {})
+
+
+def test_a_relative_search_needs_bounds_that_admit_every_positive_value():
+    with pytest.raises(ValueError, match="admitting all > 0"):
+        setting(1.0, "x", bounds="[0, 1]", search=Search(0.1, 2.0, relative_to="u"))
+    with pytest.raises(ValueError, match="multiples > 0"):
+        Search(0.0, 2.0, relative_to="u")
+    with pytest.raises(ValueError, match="Only an interval"):
+        Search(values=(1, 2), relative_to="u")
+    assert "x u (log)" in Search(0.1, 2.0, "log", relative_to="u").describe()
+
+
+def test_lc_and_prox_search_relative_spaces_and_dlra_absolute_ones():
+    assert scales_needed(LCConfig) == ["lc_safe_lambda"]
+    assert scales_needed(ProxConfig) == ["prox_tau_scale"]
+    assert scales_needed(DLRAConfig) == []
+    assert set(scales_needed(LCConfig) + scales_needed(ProxConfig)) <= set(SCALES)
+
+
+def test_several_methods_make_the_method_a_choice_and_their_settings_conditional():
+    hp = declare_space(("dlra", "lc", "prox"))
+    names = {item.name for item in hp.space}
+    assert {"method", "dlra/lambda1", "lc/lambdas", "prox/tau"} <= names
+    hp.values["method"] = "lc"
+    assert hp.is_active("lc/lambdas") and not hp.is_active("prox/tau")
+    single = declare_space(("lc",))
+    assert [item.name for item in single.space] == ["lc/lambdas"]

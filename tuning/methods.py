@@ -49,6 +49,8 @@ class SearchedMethod:
         run: ``run(config, method_config, workdir, reference_file)``: the
             library call, resuming from `workdir`.
         delivered: ``delivered(workdir)``: what a finished run delivers.
+        starts_from_reference: Whether the run starts from the trained
+            reference (LC) rather than from the initial model.
     """
 
     name: str
@@ -57,6 +59,7 @@ class SearchedMethod:
     phases: Callable[[int], tuple[int, dict[str, Any]]]
     run: Callable[[TrainConfig, Any, pathlib.Path, str], dict[str, Any]]
     delivered: Callable[[pathlib.Path], list[Delivered]]
+    starts_from_reference: bool = False
 
     def make_config(self, values: dict[str, Any], epochs: int) -> tuple[int, Any]:
         """Returns the train epochs and the method config of a trial.
@@ -126,6 +129,7 @@ SEARCHED = {
             config, method, workdir, reference=reference
         ),
         delivered=_lc_delivered,
+        starts_from_reference=True,
     ),
     "prox": SearchedMethod(
         name="prox",

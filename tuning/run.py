@@ -10,7 +10,10 @@ Work directory layout::
     trials/<id>/       one method run per trial; record.json its outcome
     trials.csv, pareto.png, summary.md   the Pareto report of every trial
     final/             the best configuration retrained: run/, model.keras,
-                       model_plain.keras, export/ (LiteRT float32 and int8)
+                       model_plain.keras, export/ (LiteRT float32 and int8),
+                       results.json (the summary block of the delivered model;
+                       its epochs count the reference's where the method
+                       starts from it)
     results.json       the goal, the reference, the best trial, the final
                        model's test accuracy and sizes, the times
 
@@ -144,15 +147,15 @@ def _reference(
         return pathlib.Path(entry["file"]), entry["metrics"]
     if search.reference is not None:
         file = pathlib.Path(search.reference)
-        time_s = _training_time(file)
     else:
         epochs = search.reference_epochs or config.epochs
-        results = run_method(
+        run_method(
             NoCompression(),
             dataclasses.replace(config, epochs=epochs),
             path / "reference",
         )
-        file, time_s = path / "reference" / "model.keras", results["wall_time_s"]
+        file = path / "reference" / "model.keras"
+    time_s, epochs = _training_record(file)
     reference = keras.saving.load_model(file, compile=False)
     user_models.check_fits_data(
         reference, evaluator.splits.input_shape, evaluator.splits.num_classes
@@ -164,6 +167,7 @@ def _reference(
         "params": size["params"],
         "flops_mac1": size["flops_mac1"],
         "train_time_s": time_s,
+        "epochs": epochs,
     }
     if search.goal().cost_key == "int8_kb":
         examples = _examples(evaluator)
@@ -190,13 +194,17 @@ def _with_initial_model(
     return dataclasses.replace(config, model=None, model_path=str(file))
 
 
-def _training_time(file: pathlib.Path) -> float:
-    """Returns the wall time of the run that wrote `file`, if its results.json says."""
-    beside = file.parent / "results.json"
+def _training_record(file: pathlib.Path) -> tuple[float, int]:
+    """Returns the wall time and epochs of the run that wrote `file`, if known.
+
+    Both are read from the summary of the results.json beside the file
+    (any trainer's); (0.0, 0) when there is none.
+    """
     try:
-        return float(json.loads(beside.read_text())["summary"]["wall_time_s"])
+        summary = json.loads((file.parent / "results.json").read_text())["summary"]
+        return float(summary["wall_time_s"]), int(summary["epochs"])
     except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
+        return 0.0, 0
 
 
 def _examples(evaluator: ModelEvaluator) -> np.ndarray:
@@ -248,6 +256,11 @@ def _final(
         if chosen is None or score > chosen[0]:
             chosen = (score, feasible, metrics, item)
     score, feasible, metrics, item = chosen
+    summary = json.loads((item.model_file.parent / "results.json").read_text())
+    summary = summary["summary"]
+    if searched.starts_from_reference:
+        summary["epochs"] += tuner.context.reference["epochs"]
+    (folder / "results.json").write_text(json.dumps({"summary": summary}, indent=1))
     model = keras.saving.load_model(item.model_file, compile=False)
     model.save(folder / "model.keras")
     plain = deployable_model(model)
