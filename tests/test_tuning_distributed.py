@@ -87,7 +87,10 @@ def test_a_chief_and_two_workers_split_the_trials_and_survive_a_killed_worker(
     chief = _start("chief", port, flags, logs["chief"])
     worker0 = _start("worker0", port, flags, logs["worker0"])
     # The second worker starts well after the first: the split must hold anyway.
-    time.sleep(15)
+    # The first, ready (registered), waits for it and runs no trial meanwhile.
+    _wait(lambda: (workdir / "workers" / "worker0").exists(), "worker0 to be ready")
+    time.sleep(12)
+    assert not _ongoing(workdir) and not (workdir / "trials").exists()
     worker1 = _start("worker1", port, flags, logs["worker1"])
     try:
         # Kill worker1 in the middle of its first trial, then start it again.

@@ -251,7 +251,7 @@ def _final(
     searched.run(train_config, method_config, folder / "run", str(reference_file))
     chosen = None
     for item in searched.delivered(folder / "run"):
-        metrics, _ = tuner._measure(item, folder)
+        metrics, _ = tuner.measure(item, folder)
         score, feasible = tuner.context.goal.score(metrics, tuner.context.reference)
         if chosen is None or score > chosen[0]:
             chosen = (score, feasible, metrics, item)

@@ -47,7 +47,7 @@ from keras_rank.training.config import TrainConfig
 from keras_rank.training.engine import TrainingDivergedError
 from keras_rank.training.evaluation import ModelEvaluator
 from tuning import calibration, spaces
-from tuning.methods import SEARCHED
+from tuning.methods import SEARCHED, Delivered
 from tuning.objective import Goal
 from tuning.report import TrialRecord
 
@@ -230,8 +230,24 @@ class MethodTuner(keras_tuner.Tuner):
                 shown[f"{item.flag}_x"] = hp.get(f"{name}/{item.name}")
         return name, config, method_config, shown
 
-    def _measure(self, delivered, folder: pathlib.Path) -> tuple[dict[str, Any], str]:
-        """Returns the metrics of one delivered model and its file name."""
+    def measure(
+        self, delivered: Delivered, folder: pathlib.Path
+    ) -> tuple[dict[str, Any], str]:
+        """Returns the metrics of one delivered model, on the validation split.
+
+        Args:
+            delivered: A model the trial's run delivered.
+            folder: Where its int8 file goes, when the budget is one.
+
+        Returns:
+            ``({"val_accuracy", "params", "flops_mac1"[, "int8_kb"]}, its file
+            relative to the search's work directory)``.
+
+        Raises:
+            keras_tuner.errors.FailedTrialError: A layer is at rank 0, or the
+                validation accuracy is not finite.
+            SearchConfigError: There is no validation split.
+        """
         evaluator, _ = self._shared()
         model = keras.saving.load_model(delivered.model_file, compile=False)
         collapsed = [name for name, rank in layer_ranks(model).items() if rank == 0]
@@ -284,7 +300,7 @@ class MethodTuner(keras_tuner.Tuner):
                 raise keras_tuner.errors.FailedTrialError("the run delivered no model")
             best = None
             for item in delivered:
-                metrics, model_file = self._measure(item, folder)
+                metrics, model_file = self.measure(item, folder)
                 score, feasible = self.context.goal.score(
                     metrics, self.context.reference
                 )
