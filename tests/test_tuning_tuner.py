@@ -6,8 +6,10 @@ import pytest
 
 from keras_rank.core.errors import ConfigError
 from keras_rank.layers import LowRankDense
+from keras_rank.training.config import TrainConfig
 from tuning.config import SearchConfig
 from tuning.report import TrialRecord
+from tuning.run import _oracle
 from tuning.tuner import best_line, layer_ranks, trial_line
 
 REFERENCE = {"val_accuracy": 0.9, "params": 1000, "flops_mac1": 2000}
@@ -83,3 +85,22 @@ def test_search_settings_refuse_two_goals_and_bad_budgets():
         SearchConfig(budget="flops:-1")
     with pytest.raises(ConfigError, match="max_trials"):
         SearchConfig(max_trials=0)
+
+
+@pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband"])
+def test_every_tuner_proposes_trials_in_the_space_and_stops_at_max_trials(
+    tuner, tmp_path
+):
+    oracle = _oracle(TrainConfig(epochs=3), SearchConfig(tuner=tuner, max_trials=5))
+    oracle._set_project_dir(str(tmp_path), "project")
+    for index in range(5):
+        trial = oracle.create_trial("tuner0")
+        assert trial.status == "RUNNING", (index, trial.status)
+        values = trial.hyperparameters.values
+        assert values["method"] in ("dlra", "lc", "prox")
+        if tuner == "hyperband":
+            assert 1 <= values["tuner/epochs"] <= 3
+        oracle.update_trial(trial.trial_id, {"score": index / 10})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert oracle.create_trial("tuner0").status == "STOPPED"
