@@ -7,7 +7,11 @@ import pytest
 from keras_rank import models
 from keras_rank.layers.rank_specs import layer_specs
 from keras_rank.lc.c_step import select_rank
-from keras_rank.lc.calibration import lambda_keeping_rank, safe_lambda
+from keras_rank.lc.calibration import (
+    lambda_keeping_rank,
+    lambda_meeting_cost,
+    safe_lambda,
+)
 
 SPECTRUM = np.array([5.0, 3.0, 2.0, 1.0, 0.5, 0.1])
 
@@ -69,3 +73,51 @@ def test_safe_lambda_scales_with_the_weights_squared():
     model.set_weights([2 * weight for weight in model.get_weights()])
     scaled = safe_lambda(model, "flops", 1, 5e-4)["min"]
     assert scaled == pytest.approx(4 * edge, rel=1e-5)
+
+
+def _c_step_cost(model, lam, mu, min_rank=1):
+    total = 0.0
+    for spec in layer_specs(model, "flops", 1):
+        matrix = spec.matrix(model.get_layer(spec.name).kernel)
+        values = np.linalg.svd(keras.ops.convert_to_numpy(matrix), compute_uv=False)
+        total += select_rank(
+            values, spec.alpha, spec.dense_cost, lam, mu, min_rank
+        ).cost
+    return total
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.25, 0.6])
+def test_the_budget_lambda_is_the_smallest_meeting_the_cost(fraction):
+    keras.utils.set_random_seed(0)
+    model = models.build_model("lenet300", (28, 28, 1), 10)
+    dense = sum(spec.dense_cost for spec in layer_specs(model, "flops", 1))
+    lam = lambda_meeting_cost(model, "flops", 1, 2e-3, fraction)
+    # A relative margin of 1e-3: NumPy's SVD here, TensorFlow's in LC.
+    assert _c_step_cost(model, lam * (1 + 1e-3), 2e-3) <= fraction * dense
+    assert _c_step_cost(model, lam * (1 - 1e-3), 2e-3) > fraction * dense
+
+
+def test_the_budget_lambda_grows_with_mu_and_falls_with_the_budget():
+    keras.utils.set_random_seed(0)
+    model = models.build_model("mlp", (28, 28, 1), 10)
+    lam = lambda_meeting_cost(model, "flops", 1, 1e-3, 0.25)
+    assert lambda_meeting_cost(model, "flops", 1, 4e-3, 0.25) == pytest.approx(
+        4 * lam, rel=1e-4
+    )
+    assert lambda_meeting_cost(model, "flops", 1, 1e-3, 0.1) > lam
+
+
+def test_an_unreachable_budget_gives_every_layer_its_lowest_rank():
+    keras.utils.set_random_seed(0)
+    model = models.build_model("lenet300", (28, 28, 1), 10)
+    specs = layer_specs(model, "flops", 1)
+    floor = sum(min(spec.alpha * 2, spec.dense_cost) for spec in specs)
+    lam = lambda_meeting_cost(model, "flops", 1, 1e-3, 1e-6, min_rank=2)
+    assert _c_step_cost(model, lam * (1 + 1e-3), 1e-3, min_rank=2) == floor
+
+
+def test_a_bad_fraction_is_refused():
+    with pytest.raises(ValueError, match=r"fraction in \(0, 1\]"):
+        lambda_meeting_cost(
+            models.build_model("lenet300", (28, 28, 1), 10), "flops", 1, 1e-3, 0
+        )

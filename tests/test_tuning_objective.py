@@ -107,3 +107,10 @@ def test_pareto_front_small_cases():
     with pytest.raises(ValueError, match="as many costs"):
         pareto_front([0.9], [])
     assert pareto_front([0.5], [1]) == [0]
+
+
+def test_the_target_fraction_is_the_budget_over_the_reference_capped_at_one():
+    assert Goal(budget=parse_budget("flops:0.25")).target_fraction(REFERENCE) == 0.25
+    assert Goal(budget=parse_budget("params:300000")).target_fraction(REFERENCE) == 0.3
+    assert Goal(budget=parse_budget("params:3000000")).target_fraction(REFERENCE) == 1.0
+    assert Goal(max_drop=0.5).target_fraction(REFERENCE) is None

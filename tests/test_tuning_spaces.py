@@ -138,7 +138,7 @@ def test_a_relative_search_needs_bounds_that_admit_every_positive_value():
 
 
 def test_lc_and_prox_search_relative_spaces_and_dlra_absolute_ones():
-    assert scales_needed(LCConfig) == ["lc_safe_lambda"]
+    assert scales_needed(LCConfig) == ["lc_lambda_scale"]
     assert scales_needed(ProxConfig) == ["prox_tau_scale"]
     assert scales_needed(DLRAConfig) == []
     assert set(scales_needed(LCConfig) + scales_needed(ProxConfig)) <= set(SCALES)

@@ -117,6 +117,15 @@ class Goal:
         kind = self.budget.kind if self.budget is not None else self.minimize
         return COST_KEYS[kind]
 
+    def target_fraction(self, reference: dict[str, Any]) -> float | None:
+        """Returns the budget as a fraction (<= 1) of the reference's cost.
+
+        None for an accuracy floor, which sets no cost to reach.
+        """
+        if self.budget is None:
+            return None
+        return min(self.budget.limit(reference) / reference[self.cost_key], 1.0)
+
     def score(
         self, metrics: dict[str, Any], reference: dict[str, Any]
     ) -> tuple[float, bool]:

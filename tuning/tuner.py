@@ -216,8 +216,11 @@ class MethodTuner(keras_tuner.Tuner):
         train_epochs, provisional = searched.make_config({}, epochs)
         config = dataclasses.replace(self.context.config, epochs=train_epochs)
         steps = max((evaluator.splits.train.num_examples or 0) // config.batch_size, 1)
+        target = self.context.goal.target_fraction(self.context.reference)
         scales = {
-            scale: calibration.measure(scale, reference, config, provisional, steps)
+            scale: calibration.measure(
+                scale, reference, config, provisional, steps, target
+            )
             for scale in spaces.scales_needed(searched.config_class)
         }
         values = spaces.chosen(hp, searched.config_class, name, scales)

@@ -124,7 +124,7 @@ class Search:
         scale: "linear" or "log" (log needs ``low > 0``).
         values: The choices, instead of an interval.
         relative_to: The name of a scale measured on the user's net (e.g.
-            "lc_safe_lambda"): the interval is then of multiples of it, so
+            "lc_lambda_scale"): the interval is then of multiples of it, so
             that one space fits nets of any size (`tuning.calibration`).
             None: the interval is of the setting's own values.
     """

@@ -14,6 +14,15 @@ A search of ``lambda = f * safe_lambda(...)`` with f in (0, 1] is then the
 same space on any net: at f = 1 the most exposed layer is exactly at the
 edge, below it every layer keeps at least `rank` singular values when LC
 starts.
+
+With a cost target (a budget), `lambda_meeting_cost` is the scale instead:
+the smallest lambda at which a C step at a given mu on the reference's
+weights brings the compressed layers' total cost down to a fraction of their
+dense cost. The search takes it at mu0, LC's first C step: it then does not
+depend on the number of LC steps, so the multiple found in short trials
+means the same in a longer retraining. LC's own steps make the weights more
+compressible than the reference's (and mu grows), so a run at that lambda
+ends below the target; multiples of 0.1 to 2 reach both sides of it.
 """
 
 import math
@@ -76,6 +85,73 @@ def lambda_keeping_rank(
         if high - low <= 1e-9 * high:
             break
     return low
+
+
+def lambda_meeting_cost(
+    model: keras.Model,
+    criterion: str,
+    conv_scheme: int,
+    mu: float,
+    fraction: float,
+    min_rank: int = 1,
+) -> float:
+    """Returns the smallest lambda whose C step meets a cost `fraction`.
+
+    The C step (eq. 5, multipliers 0, penalty `mu`) runs on every
+    compressible layer of `model`; the total cost does not grow with
+    lambda, so the edge is found by bisection on `select_rank` itself, to a
+    relative precision of 1e-6.
+
+    Args:
+        model: The trained reference net.
+        criterion: LC's cost, "flops" or "storage".
+        conv_scheme: LC's conv scheme.
+        mu: The penalty parameter of the C step.
+        fraction: The target, a fraction in (0, 1] of the compressed layers'
+            total dense cost.
+        min_rank: LC's lowest rank.
+
+    Returns:
+        The lambda; where even every layer at `min_rank` costs more than the
+        target, the lambda at which they all get there.
+
+    Raises:
+        ValueError: `fraction` is not in (0, 1].
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"Expected fraction in (0, 1]. Received: fraction={fraction}")
+    layers = []
+    for spec in layer_specs(model, criterion, conv_scheme):
+        matrix = spec.matrix(model.get_layer(spec.name).kernel)
+        values = keras.ops.convert_to_numpy(robust_svd(matrix, spec.name)[0])
+        layers.append((np.asarray(values, np.float64), spec))
+    target = fraction * sum(spec.dense_cost for _, spec in layers)
+    floor = sum(
+        min(spec.alpha * min(min_rank, spec.max_rank), spec.dense_cost)
+        for _, spec in layers
+    )
+    target = max(target, floor)
+
+    def cost(lam: float) -> float:
+        return sum(
+            select_rank(values, spec.alpha, spec.dense_cost, lam, mu, min_rank).cost
+            for values, spec in layers
+        )
+
+    low, high = 0.0, max(
+        mu * float(values[0]) ** 2 / spec.alpha for values, spec in layers
+    )
+    while cost(high) > target and high < 1e300:
+        low, high = high, high * 10.0
+    for _ in range(200):
+        middle = (low + high) / 2
+        if cost(middle) > target:
+            low = middle
+        else:
+            high = middle
+        if high - low <= 1e-6 * high:
+            break
+    return high
 
 
 def safe_lambda(
