@@ -29,8 +29,10 @@ def test_step_sizes_follow_the_schedule_at_every_proximal_step():
     assert cosine[-1] == pytest.approx(0.0, abs=1e-7)
 
 
-def test_tau_reaching_is_the_median_singular_value_over_the_summed_steps():
-    assert tau_reaching(np.array([5.0, 3.0, 1.0]), 0.5) == pytest.approx(6.0)
+def test_tau_reaching_is_the_third_singular_value_over_the_summed_steps():
+    assert tau_reaching(np.array([1.0, 5.0, 2.0, 3.0]), 0.5) == pytest.approx(4.0)
+    # A layer of rank below 3: its smallest singular value.
+    assert tau_reaching(np.array([5.0, 3.0]), 0.5) == pytest.approx(6.0)
 
 
 def test_tau_scale_moves_with_the_weights_and_the_steps_as_a_threshold_does():

@@ -15,7 +15,7 @@ reasoning behind it, by its method:
   which LC's first C step still keeps every layer at rank 3);
 * ``prox_tau_scale``: `keras_rank.prox.calibration.tau_scale` (the tau at
   which the run's proximal thresholds add up to the most exposed layer's
-  median singular value).
+  third singular value).
 """
 
 from collections.abc import Callable

@@ -22,7 +22,7 @@ dense cost. The search takes it at mu0, LC's first C step: it then does not
 depend on the number of LC steps, so the multiple found in short trials
 means the same in a longer retraining. LC's own steps make the weights more
 compressible than the reference's (and mu grows), so a run at that lambda
-ends below the target; multiples of 0.1 to 2 reach both sides of it.
+ends below the target; multiples of 0.5 to 2 reach both sides of it.
 """
 
 import math

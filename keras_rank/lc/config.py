@@ -27,7 +27,7 @@ class LCConfig:
         "Weights lambda of the cost, one LC run each",
         flag="lambda",
         bounds=">= 0",
-        search=Search(0.1, 2.0, "log", relative_to="lc_lambda_scale"),
+        search=Search(0.5, 2.0, "log", relative_to="lc_lambda_scale"),
     )
     criterion: str = setting(
         "flops",

@@ -9,12 +9,15 @@ tau 2-3 on the zoo's nets and collapses them at 5-10; another net, learning
 rate or length moves that range.
 
 `tau_reaching` is the tau at which a run's thresholds add up to a layer's
-median singular value on the reference net (the bulk of its spectrum, where
-the thresholds bite first), and `tau_scale` the smallest over a net's
-layers. A search of ``tau = f * tau_scale(...)`` is then the same space on
-any net and any schedule: at f = 1 the thresholds of the whole run, were
-gradients not to restore anything, would take half of the most exposed
-layer's singular values to zero.
+third singular value on the reference net (`KEEP_RANK`): thresholds alone,
+were the gradients between the steps to restore nothing, would then leave
+the layer below rank 3. `tau_scale` is the smallest over a net's layers, the
+most exposed layer's. A search of ``tau = f * tau_scale(...)`` with f <= 1
+is then the same space on any net and any schedule, and its top cannot
+collapse a layer by the thresholds alone; the gradients restore part of
+what the steps take, the more the more steps lie between them, so the
+compression reached at a given f still depends on the optimizer and the
+steps per epoch (docs/design/tuning.md).
 """
 
 import keras
@@ -54,14 +57,21 @@ def step_sizes(
     )
 
 
+KEEP_RANK = 3
+
+
 def tau_reaching(singular_values: np.ndarray, total_step: float) -> float:
-    """Returns the tau whose run of thresholds (``tau * total_step``) is the median.
+    """Returns the tau whose run of thresholds (``tau * total_step``) is s_3.
+
+    s_3 is the layer's `KEEP_RANK`-th largest singular value (its smallest,
+    for a layer of lower rank).
 
     Args:
         singular_values: The layer matrix's singular values.
         total_step: The sum of rho over the run's proximal steps, > 0.
     """
-    return float(np.median(np.asarray(singular_values, np.float64)) / total_step)
+    values = np.sort(np.asarray(singular_values, np.float64))[::-1]
+    return float(values[min(KEEP_RANK, len(values)) - 1] / total_step)
 
 
 def tau_scale(model: keras.Model, total_step: float) -> dict[str, float]:

@@ -26,7 +26,7 @@ class ProxConfig:
         "Nuclear-norm weight(s): one value, or two (the first --first_layers "
         "layers, then the rest)",
         bounds=">= 0",
-        search=Search(0.3, 5.0, "log", relative_to="prox_tau_scale"),
+        search=Search(0.1, 1.0, "log", relative_to="prox_tau_scale"),
     )
     group_lambda: tuple[float, ...] = setting(
         (0.0,), "Sparse group Lasso lambda(s), like --tau; 0 is off", bounds=">= 0"
