@@ -26,7 +26,8 @@ against its defaults at the same epochs.
   (hand-tuned: 34.7 % at +0.02 pt).
 
 Writes <root>/tuning_search.md and the block between the ``tuning-search``
-markers of docs/results.md, and copies each part's pareto.png to
+markers of docs/results.md, one row per part between the ``tuning-summary``
+markers of README.md, and copies each part's pareto.png to
 docs/figures/tuning_<part>.png.
 """
 
@@ -51,8 +52,10 @@ from tuning.methods import SEARCHED  # noqa: E402
 
 DEFAULT_ROOT = REPO / "runs" / "tuning"
 RESULTS_DOC = REPO / "docs" / "results.md"
+README = REPO / "README.md"
 FIGURES = REPO / "docs" / "figures"
-BEGIN, END = "<!-- tuning-search:begin -->", "<!-- tuning-search:end -->"
+RESULTS_BLOCK = "tuning-search"
+README_BLOCK = "tuning-summary"
 
 PARTS = {
     "mlp": [
@@ -267,16 +270,43 @@ def targets(part: str, results: dict) -> list[str]:
     return [
         f"fewest params within 0.3 pt of validation accuracy: {100 * params:.1f} % of "
         f"the params at {drop:+.2f} pt test (hand-tuned 34.7 %): "
-        + _met(params < 0.347)
+        + _met(params <= 0.347)
     ]
 
 
-def replace_block(text: str, block: str) -> str:
-    """Returns `text` with the block between the markers replaced (or appended)."""
-    if BEGIN not in text:
-        return f"{text.rstrip()}\n\n{BEGIN}\n{block}\n{END}\n"
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
-    return f"{text[:start]}\n{block}\n{text[end:]}"
+SUMMARY_HEADER = [
+    "| search | goal | best, retrained | test acc % (reference) | params | "
+    "FLOPs | search time | targets met |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+]
+
+
+def summary_row(part: str, results: dict) -> str:
+    """Returns the README's one-line summary of a part's search."""
+    reference, final = results["reference"], results["final"]
+    met = [line.endswith(": met") for line in targets(part, results)]
+    ratio = results["search_over_reference"]
+    time = f"{ratio:.1f}x the reference's" if ratio else "n/a"
+    goal = next(a for a in PARTS[part] if a.startswith(("--budget", "--max_drop")))
+    if final is None:
+        return f"| {part} | `{goal}` | none | | | | {time} | {sum(met)} of {len(met)} |"
+    values = ", ".join(f"{k} = {v:.3g}" for k, v in sorted(final["values"].items()))
+    return (
+        f"| {part} | `{goal}` | {final['method']}, {values} | "
+        f"{100 * final['test_accuracy']:.2f} ({100 * reference['test_accuracy']:.2f}) "
+        f"| {final['params']:,} ({final['params'] / reference['params']:.3f}) | "
+        f"{final['flops_mac1'] / reference['flops_mac1']:.3f} | {time} | "
+        f"{sum(met)} of {len(met)} |"
+    )
+
+
+def replace_block(text: str, name: str, block: str) -> str:
+    """Returns `text` with the block between `name`'s markers replaced (or appended)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in text:
+        return f"{text.rstrip()}\n\n{begin}\n{block}\n{end}\n"
+    start, stop = text.index(begin) + len(begin), text.index(end)
+    return f"{text[:start]}\n{block}\n{text[stop:]}"
 
 
 def main() -> None:
@@ -289,13 +319,16 @@ def main() -> None:
     )
     parser.add_argument("--parts", nargs="+", choices=tuple(PARTS), default=list(PARTS))
     args = parser.parse_args()
-    lines = []
+    lines, rows = [], []
     for part in args.parts:
         lines += part_lines(args.root, part)
+        rows.append(summary_row(part, run_search(args.root, part)))
     block = "\n".join(lines)
     print(block)
     (args.root / "tuning_search.md").write_text(block + "\n")
-    RESULTS_DOC.write_text(replace_block(RESULTS_DOC.read_text(), block))
+    RESULTS_DOC.write_text(replace_block(RESULTS_DOC.read_text(), RESULTS_BLOCK, block))
+    summary = "\n".join([*SUMMARY_HEADER, *rows])
+    README.write_text(replace_block(README.read_text(), README_BLOCK, summary))
 
 
 if __name__ == "__main__":
