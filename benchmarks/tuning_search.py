@@ -223,7 +223,9 @@ def part_lines(root: pathlib.Path, part: str) -> list[str]:
             f"{results['search_over_reference']:.1f}x one reference training."
             if results["search_over_reference"]
             else "no reference training time."
-        ),
+        )
+        + " The whole command (reference, trials, final retraining and export): "
+        f"{results['wall_time_s'] / 60:.1f} min.",
         "",
         *[f"- {line}" for line in HAND_TUNED[part]],
         *[f"- target: {line}" for line in targets(part, results)],
@@ -309,6 +311,44 @@ def replace_block(text: str, name: str, block: str) -> str:
     return f"{text[:start]}\n{block}\n{text[stop:]}"
 
 
+def read_block(text: str, name: str) -> str:
+    """Returns what stands between `name`'s markers in `text` ("" if none)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in text:
+        return ""
+    return text[text.index(begin) + len(begin) : text.index(end)].strip("\n")
+
+
+def part_sections(block: str) -> dict[str, str]:
+    """Splits a results block into its parts' sections (each from `### part`)."""
+    sections, part = {}, None
+    for line in block.splitlines():
+        if line.startswith("### "):
+            part = line[4:].strip()
+            sections[part] = []
+        if part is not None:
+            sections[part].append(line)
+    return {
+        part: "\n".join(lines).rstrip("\n") + "\n" for part, lines in sections.items()
+    }
+
+
+def summary_rows(block: str) -> dict[str, str]:
+    """Returns a README summary block's rows by part (the first cell)."""
+    rows = {}
+    for line in block.splitlines()[len(SUMMARY_HEADER) :]:
+        cells = line.split("|")
+        if len(cells) > 2:
+            rows[cells[1].strip()] = line
+    return rows
+
+
+def merged(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """Returns `old` updated by `new`, in PARTS order (unknown parts dropped)."""
+    both = {**old, **new}
+    return [both[part] for part in PARTS if part in both]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -319,16 +359,25 @@ def main() -> None:
     )
     parser.add_argument("--parts", nargs="+", choices=tuple(PARTS), default=list(PARTS))
     args = parser.parse_args()
-    lines, rows = [], []
+    sections, rows = {}, {}
     for part in args.parts:
-        lines += part_lines(args.root, part)
-        rows.append(summary_row(part, run_search(args.root, part)))
-    block = "\n".join(lines)
+        sections[part] = "\n".join(part_lines(args.root, part))
+        rows[part] = summary_row(part, run_search(args.root, part))
+    block = "\n".join(sections.values())
     print(block)
     (args.root / "tuning_search.md").write_text(block + "\n")
-    RESULTS_DOC.write_text(replace_block(RESULTS_DOC.read_text(), RESULTS_BLOCK, block))
-    summary = "\n".join([*SUMMARY_HEADER, *rows])
-    README.write_text(replace_block(README.read_text(), README_BLOCK, summary))
+    # The parts not run this time keep what the documents say of them.
+    results_text = RESULTS_DOC.read_text()
+    old_sections = part_sections(read_block(results_text, RESULTS_BLOCK))
+    RESULTS_DOC.write_text(
+        replace_block(
+            results_text, RESULTS_BLOCK, "\n".join(merged(old_sections, sections))
+        )
+    )
+    readme = README.read_text()
+    old_rows = summary_rows(read_block(readme, README_BLOCK))
+    summary = "\n".join([*SUMMARY_HEADER, *merged(old_rows, rows)])
+    README.write_text(replace_block(readme, README_BLOCK, summary))
 
 
 if __name__ == "__main__":
