@@ -256,3 +256,60 @@ def test_format_cost_table_lists_uncounted_layers():
     table = format_cost_table(model_cost(model))
     assert "n/a" in table
     assert "mystery" in table.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "layer, input_shape, expected",
+    [
+        # 8x8 positions * 3x3 kernel * 4 channels * multiplier 2.
+        (
+            keras.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2),
+            (8, 8, 4),
+            64 * 9 * 4 * 2,
+        ),
+        # Stride 2, valid: 4x4 positions.
+        (keras.layers.DepthwiseConv2D(3, strides=2), (9, 9, 3), 16 * 9 * 3),
+        (keras.layers.DepthwiseConv1D(3), (10, 4), 8 * 3 * 4),
+        # Depthwise 5x5 * 9 * 4 * 2 = 1800, then pointwise 5x5 * 8 * 6 = 1200.
+        (keras.layers.SeparableConv2D(6, 3, depth_multiplier=2), (7, 7, 4), 3000),
+        (keras.layers.SeparableConv1D(5, 3), (10, 4), 8 * 3 * 4 + 8 * 4 * 5),
+    ],
+)  # fmt: skip
+def test_depthwise_and_separable_convolutions_by_hand(layer, input_shape, expected):
+    assert layer_cost(_built(layer, input_shape)).macs == expected
+
+
+def test_batch_norm_folds_into_its_only_producer_and_counts_elements_elsewhere():
+    inputs = keras.Input(shape=(6, 6, 3))
+    normalized_input = keras.layers.BatchNormalization(name="bn_input")(inputs)
+    conv = keras.layers.Conv2D(4, 3, padding="same", name="conv")(normalized_input)
+    folded = keras.layers.BatchNormalization(name="bn_folded")(conv)
+    shared = keras.layers.Conv2D(4, 1, name="shared")(folded)
+    # `shared` feeds both the normalization and the Add: nothing to fold into.
+    kept = keras.layers.BatchNormalization(name="bn_kept")(shared)
+    added = keras.layers.Add()([kept, shared])
+    after_add = keras.layers.BatchNormalization(name="bn_after_add")(added)
+    cost = model_cost(keras.Model(inputs, after_add))
+    by_name = {layer.name: layer for layer in cost.layers}
+    assert by_name["bn_input"].macs == 6 * 6 * 3
+    assert by_name["bn_folded"].macs == 0
+    assert by_name["bn_folded"].note == "folded into 'conv' on export"
+    assert by_name["bn_kept"].macs == by_name["bn_after_add"].macs == 6 * 6 * 4
+    assert by_name["bn_kept"].note.startswith("not folded")
+    assert cost.uncounted == ()
+    assert cost.macs == 108 + 36 * 27 * 4 + 0 + 36 * 4 * 4 + 144 + 144
+    table = format_cost_table(cost)
+    assert "bn_folded: folded into 'conv' on export" in table.splitlines()
+    assert by_name["bn_folded"].as_dict()["note"] == "folded into 'conv' on export"
+    assert "note" not in by_name["conv"].as_dict()
+
+
+def test_batch_norm_after_dense_in_a_sequential_model_folds():
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(5,)),
+            keras.layers.Dense(3, name="dense"),
+            keras.layers.BatchNormalization(name="bn"),
+        ]
+    )
+    assert layer_cost(model.get_layer("bn")).note == "folded into 'dense' on export"

@@ -3,7 +3,12 @@
 Counts are per example (batch size 1) and cover the weight products only:
 
 * MACs: multiply-accumulates of the product of the inputs with the weights.
-  Bias adds, activations, pooling and dropout are not counted.
+  Bias adds, activations, pooling and dropout are not counted. Depthwise and
+  separable convolutions count their depthwise (and pointwise) products.
+  BatchNormalization counts 0 where LiteRT's converter folds it into the
+  Dense or convolution that feeds it (that layer's output goes only to it),
+  and one multiply-add per element elsewhere; its cost's ``note`` says
+  which.
 * ``flops_mac1``: one FLOP per multiply-add, i.e. ``MACs``; the convention of
   Idelbayev & Carreira-Perpinan 2020.
 * ``flops_mac2``: two FLOPs per multiply-add, i.e. ``2 * MACs``; the convention
@@ -24,13 +29,13 @@ Layers without weights cost 0 MACs; layers with weights and no rule have
 import dataclasses
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 
 from keras_rank.core.errors import ConfigError
 
-MacRule = Callable[[keras.layers.Layer], int]
+MacRule = Callable[[keras.layers.Layer], "int | Macs"]
 ParamsRule = Callable[[keras.layers.Layer], int]
 
 FLOPS_CONVENTIONS: dict[str, str] = {
@@ -48,6 +53,18 @@ _RULES: dict[type, MacRule] = {}
 _PARAMS_RULES: dict[type, ParamsRule] = {}
 
 
+class Macs(NamedTuple):
+    """What a MAC rule returns when the count needs a word of explanation.
+
+    Attributes:
+        count: Multiply-accumulates per example.
+        note: Why the count is what it is, e.g. ``"folded into 'conv'"``.
+    """
+
+    count: int
+    note: str
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerCost:
     """Cost of one layer for one example.
@@ -60,6 +77,8 @@ class LayerCost:
             or the value of the parameter rule registered for the class.
         macs: Multiply-accumulates of the weight product, or None when the layer
             has weights but no MAC rule is registered for its class.
+        note: What the rule says of the count (e.g. a folded
+            BatchNormalization); empty for most layers.
 
     """
 
@@ -67,6 +86,7 @@ class LayerCost:
     kind: str
     params: int
     macs: int | None
+    note: str = ""
 
     @property
     def flops_mac1(self) -> int | None:
@@ -79,8 +99,8 @@ class LayerCost:
         return None if self.macs is None else 2 * self.macs
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the cost as a JSON-serializable dict."""
-        return {
+        """Return the cost as a JSON-serializable dict (``note`` only if any)."""
+        data = {
             "name": self.name,
             "kind": self.kind,
             "params": self.params,
@@ -88,6 +108,7 @@ class LayerCost:
             "flops_mac1": self.flops_mac1,
             "flops_mac2": self.flops_mac2,
         }
+        return {**data, "note": self.note} if self.note else data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +187,7 @@ def register_cost(
 
     Returns:
         A decorator that registers ``fn(layer) -> int`` (MACs per example of a
-        built layer) and returns it unchanged.
+        built layer; or a `Macs` with a note) and returns it unchanged.
 
     Raises:
         ConfigError: If ``layer_class`` is not a Keras layer class.
@@ -257,27 +278,101 @@ def _dense_macs(layer: keras.layers.Dense) -> int:
     return positions * input_shape[-1] * layer.units
 
 
-@register_cost(keras.layers.Conv1D)
-@register_cost(keras.layers.Conv2D)
-@register_cost(keras.layers.Conv3D)
-def _conv_macs(layer: keras.layers.Layer) -> int:
-    """MACs of ConvND: output positions * kernel size * (cin / groups) * cout."""
+def _conv_geometry(layer: keras.layers.Layer) -> tuple[int, int]:
+    """Returns a convolution's input channels and number of output positions."""
     input_shape = build_input_shape(layer)
     output_shape = layer.compute_output_shape(input_shape)
     if layer.data_format == "channels_last":
         in_channels, out_positions = input_shape[-1], output_shape[1:-1]
     else:
         in_channels, out_positions = input_shape[1], output_shape[2:]
+    return known_product([in_channels], layer), known_product(out_positions, layer)
+
+
+@register_cost(keras.layers.Conv1D)
+@register_cost(keras.layers.Conv2D)
+@register_cost(keras.layers.Conv3D)
+def _conv_macs(layer: keras.layers.Layer) -> int:
+    """MACs of ConvND: output positions * kernel size * (cin / groups) * cout."""
+    in_channels, positions = _conv_geometry(layer)
     per_position = math.prod(layer.kernel_size) * (in_channels // layer.groups)
-    return known_product(out_positions, layer) * per_position * layer.filters
+    return positions * per_position * layer.filters
 
 
-def _layer_macs(layer: keras.layers.Layer) -> int | None:
-    """MACs of a built layer: its rule, else 0 without weights, else None."""
+@register_cost(keras.layers.DepthwiseConv1D)
+@register_cost(keras.layers.DepthwiseConv2D)
+def _depthwise_macs(layer: keras.layers.Layer) -> int:
+    """MACs of a depthwise conv: output positions * kernel size * cin * multiplier."""
+    in_channels, positions = _conv_geometry(layer)
+    kernel = math.prod(layer.kernel_size)
+    return positions * kernel * in_channels * layer.depth_multiplier
+
+
+@register_cost(keras.layers.SeparableConv1D)
+@register_cost(keras.layers.SeparableConv2D)
+def _separable_macs(layer: keras.layers.Layer) -> int:
+    """MACs of a separable conv: its depthwise part, then its pointwise (1x1) part.
+
+    Output positions * cin * multiplier * (kernel size + filters).
+    """
+    in_channels, positions = _conv_geometry(layer)
+    depthwise_channels = in_channels * layer.depth_multiplier
+    kernel = math.prod(layer.kernel_size)
+    return positions * depthwise_channels * (kernel + layer.filters)
+
+
+FOLDABLE_INTO = (
+    keras.layers.Dense,
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+)
+"""Layers LiteRT's converter folds a following BatchNormalization into."""
+
+
+def folded_into(layer: keras.layers.Layer) -> keras.layers.Layer | None:
+    """Returns the layer a BatchNormalization folds into on export, if any.
+
+    LiteRT's converter folds the inference-time scale and shift into the
+    weights of the Dense or convolution that feeds the normalization, when
+    that layer's only consumer is the normalization (a model graph with one
+    call of each).
+    """
+    nodes = getattr(layer, "_inbound_nodes", [])
+    if len(nodes) != 1 or len(nodes[0].parent_nodes) != 1:
+        return None
+    producer = nodes[0].parent_nodes[0].operation
+    if not isinstance(producer, FOLDABLE_INTO) or len(producer._outbound_nodes) != 1:
+        return None
+    return producer
+
+
+@register_cost(keras.layers.BatchNormalization)
+def _batch_norm_macs(layer: keras.layers.BatchNormalization) -> Macs:
+    """MACs of BatchNormalization: 0 when folded on export, else 1 per element."""
+    producer = folded_into(layer)
+    if producer is not None:
+        return Macs(0, f"folded into {producer.name!r} on export")
+    elements = known_product(build_input_shape(layer)[1:], layer)
+    return Macs(elements, "not folded: one multiply-add per element")
+
+
+def _layer_macs(layer: keras.layers.Layer) -> tuple[int | None, str]:
+    """MACs of a built layer and its rule's note.
+
+    Its rule's count, else 0 without weights, else None.
+    """
     rule = _find_rule(layer, _RULES)
     if rule is not None:
-        return int(rule(layer))
-    return None if layer.weights else 0
+        macs = rule(layer)
+        if isinstance(macs, Macs):
+            return int(macs.count), macs.note
+        return int(macs), ""
+    return (None if layer.weights else 0), ""
 
 
 def _layer_params(layer: keras.layers.Layer) -> int:
@@ -305,11 +400,13 @@ def layer_cost(layer: keras.layers.Layer) -> LayerCost:
             f"Cannot count the costs of {_describe(layer)}: it is not built. "
             "Build the model or call it on an input first."
         )
+    macs, note = _layer_macs(layer)
     return LayerCost(
         name=layer.name,
         kind=type(layer).__name__,
         params=_layer_params(layer),
-        macs=_layer_macs(layer),
+        macs=macs,
+        note=note,
     )
 
 
@@ -362,7 +459,8 @@ def format_cost_table(cost: ModelCost) -> str:
 
     Returns:
         Lines of ``layer, kind, params, MACs``, a total row, both FLOP
-        conventions and, if any, the layers whose MACs were not counted.
+        conventions, the rules' notes (e.g. a folded BatchNormalization) and,
+        if any, the layers whose MACs were not counted.
 
     """
     header = ("layer", "kind", "params", "MACs")
@@ -387,6 +485,7 @@ def format_cost_table(cost: ModelCost) -> str:
         f"FLOPs: {cost.flops_mac1:,} (flops_mac1, 1 per multiply-add); "
         f"{cost.flops_mac2:,} (flops_mac2, 2 per multiply-add)"
     )
+    lines += [f"{layer.name}: {layer.note}" for layer in cost.layers if layer.note]
     if cost.uncounted:
         lines.append(f"MACs not counted (no rule): {', '.join(cost.uncounted)}")
     return "\n".join(lines)
