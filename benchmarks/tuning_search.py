@@ -9,7 +9,8 @@ and a killed one resumes. Beside each, every searched method is also run
 once at its own defaults with the trial's epoch budget (<root>/<part>_defaults/
 <method>, through the same `tuning.methods` entry and the same validation
 measurement), so that the best configuration found per method can be read
-against its defaults at the same epochs.
+against its defaults at the same epochs (mlp_hyperband reads mlp's: its
+trials train alike).
 
 - mlp: the paper MLP, every method, `--budget=flops:0.25`, 24 random trials
   of 10 epochs, reference and retraining 30 epochs. Target: test accuracy at
@@ -80,6 +81,9 @@ PARTS = {
     ],
 }  # fmt: skip
 
+# Parts whose trials train as another part's do: they share its defaults runs.
+SAME_TRIALS_AS = {"mlp_hyperband": "mlp"}
+
 MLP_HAND_TUNED = [
     "LC lambda 1e-5 (hand-tuned, README): 89.42 % test, 326,232 params, "
     "23.2 % of the FLOPs, 55 epochs",
@@ -120,7 +124,7 @@ def run_defaults(root: pathlib.Path, part: str, results: dict) -> dict[str, dict
     out = {}
     for name in results_methods(results):
         searched = SEARCHED[name]
-        folder = root / f"{part}_defaults" / name
+        folder = root / f"{SAME_TRIALS_AS.get(part, part)}_defaults" / name
         train_epochs, config = searched.make_config({}, epochs)
         searched.run(
             dataclasses.replace(train, epochs=train_epochs, verbose=0),
@@ -205,7 +209,7 @@ def part_lines(root: pathlib.Path, part: str) -> list[str]:
             continue
         values = ", ".join(f"{k}={v:.3g}" for k, v in sorted(best["values"].items()))
         lines.append(
-            f"| {name} | {best['trial_id']}: {values} | "
+            f"| {name} | {best['trial_id']}: {values}{_short(best, results)} | "
             f"{100 * best['val_accuracy']:.2f} | "
             f"{best['params']:,} | {best['flops_mac1'] / ref_flops:.3f} | "
             f"{'yes' if best['feasible'] else 'no'} | "
@@ -236,6 +240,14 @@ def part_lines(root: pathlib.Path, part: str) -> list[str]:
     FIGURES.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(root / part / "pareto.png", FIGURES / f"tuning_{part}.png")
     return lines
+
+
+def _short(record: dict, results: dict) -> str:
+    """Returns " (N epochs)" for a trial shorter than --epochs (hyperband's)."""
+    epochs = record.get("epochs")
+    if epochs is None or epochs == results["config"]["train"]["epochs"]:
+        return ""
+    return f" ({epochs} epochs)"
 
 
 def _met(ok: bool) -> str:
