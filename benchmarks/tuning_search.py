@@ -81,7 +81,8 @@ PARTS = {
     ],
 }  # fmt: skip
 
-# Parts whose trials train as another part's do: they share its defaults runs.
+# Parts whose trials train as another part's do: they share its defaults runs
+# (and the reference those start from).
 SAME_TRIALS_AS = {"mlp_hyperband": "mlp"}
 
 MLP_HAND_TUNED = [
@@ -120,11 +121,12 @@ def run_defaults(root: pathlib.Path, part: str, results: dict) -> dict[str, dict
     )
     epochs = train.epochs
     evaluator = ModelEvaluator(train)
-    reference_file = root / part / "reference" / "model.keras"
+    owner = SAME_TRIALS_AS.get(part, part)
+    reference_file = root / owner / "reference" / "model.keras"
     out = {}
     for name in results_methods(results):
         searched = SEARCHED[name]
-        folder = root / f"{SAME_TRIALS_AS.get(part, part)}_defaults" / name
+        folder = root / f"{owner}_defaults" / name
         train_epochs, config = searched.make_config({}, epochs)
         searched.run(
             dataclasses.replace(train, epochs=train_epochs, verbose=0),
