@@ -13,6 +13,9 @@ GRAPHS = {
     "dense": ((5,), lambda x: keras.layers.Dense(3)(x), True),
     "depthwise": ((8, 8, 3), lambda x: keras.layers.DepthwiseConv2D(3)(x), True),
     "separable": ((8, 8, 3), lambda x: keras.layers.SeparableConv2D(4, 3)(x), True),
+    "conv1d": ((10, 3), lambda x: keras.layers.Conv1D(4, 3)(x), True),
+    "depthwise1d": ((10, 3), lambda x: keras.layers.DepthwiseConv1D(3)(x), True),
+    "conv3d": ((6, 6, 6, 2), lambda x: keras.layers.Conv3D(4, 3)(x), False),
     "input": ((8, 8, 3), lambda x: x, False),
 }
 

@@ -325,13 +325,15 @@ FOLDABLE_INTO = (
     keras.layers.Dense,
     keras.layers.Conv1D,
     keras.layers.Conv2D,
-    keras.layers.Conv3D,
     keras.layers.DepthwiseConv1D,
     keras.layers.DepthwiseConv2D,
     keras.layers.SeparableConv1D,
     keras.layers.SeparableConv2D,
 )
-"""Layers LiteRT's converter folds a following BatchNormalization into."""
+"""Layers LiteRT's converter folds a following BatchNormalization into.
+
+Not Conv3D: after it the converter keeps the normalization's MUL and ADD.
+"""
 
 
 def folded_into(layer: keras.layers.Layer) -> keras.layers.Layer | None:
