@@ -191,6 +191,7 @@ def part_lines(root: pathlib.Path, part: str) -> list[str]:
             f"{final['params']:,} | {final['flops_mac1'] / ref_flops:.3f} | "
             f"{summary['summary']['epochs']} |"
         )
+        lines += ["", f"Chosen: {results['chosen_because']}."]
     lines += [
         "",
         "Per method, the best trial against the method's defaults at the "

@@ -61,13 +61,19 @@ def test_plot_is_written(tmp_path):
 
 
 def test_summary_names_the_best_feasible_trial_and_the_fronts(tmp_path):
-    text = write_summary(TRIALS, REFERENCE, "flops:0.25", tmp_path / "s.md").read_text()
+    reason = "trial 3: the highest score"
+    text = write_summary(
+        TRIALS, REFERENCE, "flops:0.25", TRIALS[2], reason, tmp_path / "s.md"
+    ).read_text()
     assert "Trials: 6 (5 completed, 4 feasible, 1 failed)" in text
     assert "Best: trial 3 (dlra, lambda=3.0): 89.00 %, 700 params" in text
+    assert "(chosen: trial 3: the highest score)." in text
     assert "| 5 | prox | 90.00 | 2,000 | 4,000 | no |" in text
 
 
 def test_summary_says_when_no_trial_met_the_goal(tmp_path):
     infeasible = [_trial("1", "lc", 0.5, 10, 10, feasible=False)]
-    text = write_summary(infeasible, REFERENCE, "params:5", tmp_path / "s.md")
+    text = write_summary(
+        infeasible, REFERENCE, "params:5", infeasible[0], "", tmp_path / "s.md"
+    )
     assert "No trial met the goal." in text.read_text()

@@ -10,6 +10,7 @@ from keras_rank.training.config import TrainConfig
 from tuning.config import SearchConfig
 from tuning.report import TrialRecord
 from tuning.run import _oracle
+from tuning.selection import choose
 from tuning.tuner import best_line, layer_ranks, trial_line
 
 REFERENCE = {"val_accuracy": 0.9, "params": 1000, "flops_mac1": 2000}
@@ -63,15 +64,17 @@ def test_a_trial_line_says_what_was_tried_and_what_it_gave():
     assert "FAILED (loss became nan)" in trial_line(failed, REFERENCE)
 
 
-def test_the_running_best_is_the_highest_score():
+def test_the_running_best_is_the_trial_chosen():
+    goal = SearchConfig().goal()
     records = [
-        _record("0", 0.7),
-        _record("1", 0.85),
+        _record("0", 0.7, val_accuracy=0.7),
+        _record("1", 0.85, val_accuracy=0.85),
         _record("2", -1.5, feasible=False),
     ]
-    assert "best so far: trial 1" in best_line(records)
-    assert "none feasible yet" in best_line([_record("2", -1.5, feasible=False)])
-    assert best_line([]) == "  best so far: none"
+    assert "best so far: trial 1" in best_line(choose(records, goal, 6000))
+    infeasible = [_record("2", -1.5, feasible=False)]
+    assert "none feasible yet" in best_line(choose(infeasible, goal, 6000))
+    assert best_line(choose([], goal, 6000)) == "  best so far: none"
 
 
 def test_search_settings_refuse_two_goals_and_bad_budgets():

@@ -158,12 +158,23 @@ def write_summary(
     trials: Sequence[TrialRecord],
     reference: dict[str, Any],
     goal: str,
+    chosen: TrialRecord | None,
+    reason: str,
     path: pathlib.Path,
 ) -> pathlib.Path:
-    """Writes ``summary.md``: the goal, the reference, the best trial, the fronts."""
+    """Writes ``summary.md``: the goal, the reference, the chosen trial, the fronts.
+
+    Args:
+        trials: Every trial of the search.
+        reference: The reference net's metrics.
+        goal: The goal, as text.
+        chosen: The trial retrained (`tuning.selection.choose`), or None.
+        reason: Why it was chosen.
+        path: The file written.
+    """
     completed = [trial for trial in trials if trial.status == "completed"]
     feasible = [trial for trial in completed if trial.feasible]
-    best = max(feasible, key=lambda trial: trial.score, default=None)
+    best = chosen if chosen is not None and chosen.feasible else None
     lines = [
         "# Search summary",
         "",
@@ -181,7 +192,7 @@ def write_summary(
             f"Best: trial {best.trial_id} ({best.method}, "
             f"{_values_text(best.values, ', ')}): "
             f"{100 * best.val_accuracy:.2f} %, {best.params:,} params, "
-            f"{best.flops_mac1:,} FLOPs."
+            f"{best.flops_mac1:,} FLOPs (chosen: {reason})."
         )
     by_id = {trial.trial_id: trial for trial in completed}
     for key, label in COSTS:

@@ -54,6 +54,7 @@ from keras_rank.training.run import prepare_workdir
 from tuning import report
 from tuning.config import SearchConfig
 from tuning.methods import SEARCHED
+from tuning.selection import Choice, choose
 from tuning.tuner import (
     REPRESENTATIVE_EXAMPLES,
     MethodTuner,
@@ -61,6 +62,7 @@ from tuning.tuner import (
     declare_space,
     int8_kb,
     read_records,
+    validation_examples,
 )
 
 OBJECTIVE = keras_tuner.Objective("score", direction="max")
@@ -303,11 +305,22 @@ def _final(
 
 
 def _write_report(
-    path: pathlib.Path, records: list[report.TrialRecord], reference: dict, goal: str
+    path: pathlib.Path,
+    records: list[report.TrialRecord],
+    reference: dict,
+    goal: str,
+    choice: Choice | None,
 ) -> None:
     report.write_csv(records, path / "trials.csv")
     report.plot_fronts(records, reference, path / "pareto.png")
-    report.write_summary(records, reference, goal, path / "summary.md")
+    report.write_summary(
+        records,
+        reference,
+        goal,
+        None if choice is None else choice.chosen,
+        "" if choice is None else choice.reason(),
+        path / "summary.md",
+    )
 
 
 def run_search(
@@ -375,9 +388,10 @@ def run_search(
     records = read_records(path)
     if role == "worker":
         return {"trials": [dataclasses.asdict(record) for record in records]}
-    _write_report(path, records, reference, _goal_text(search))
+    choice = choose(records, goal, validation_examples(evaluator))
+    _write_report(path, records, reference, _goal_text(search), choice)
     done = [record for record in records if record.status == "completed"]
-    best = max(done, key=lambda record: record.score, default=None)
+    best = None if choice is None else choice.chosen
     final = None
     if best is not None and search.final_epochs != 0:
         final = _final(config, search, path, tuner, best, reference_file, evaluator)
@@ -389,6 +403,7 @@ def run_search(
         "completed": len(done),
         "feasible": sum(record.feasible for record in done),
         "best_trial": None if best is None else dataclasses.asdict(best),
+        "chosen_because": None if choice is None else choice.reason(),
         "final": final,
         "trials_time_s": trials_time,
         "wall_time_s": time.perf_counter() - start,
@@ -432,6 +447,7 @@ def final_table(results: dict[str, Any]) -> str:
         f"Best: {final['method']} "
         + " ".join(f"{k}={v:.4g}" for k, v in sorted(final["values"].items()))
         + f", retrained {final['epochs']} epochs.",
+        f"Chosen: {results['chosen_because']}.",
         "",
         "| model | test acc % | params | FLOPs | float32 KB | int8 KB | int8 acc % "
         "| int8 latency us |",

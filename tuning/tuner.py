@@ -50,6 +50,7 @@ from tuning import calibration, spaces
 from tuning.methods import SEARCHED, Delivered
 from tuning.objective import Goal
 from tuning.report import TrialRecord
+from tuning.selection import Choice, choose
 
 TRIALS_DIR = "trials"
 RECORD_FILE = "record.json"
@@ -133,6 +134,12 @@ def layer_ranks(
     return ranks
 
 
+def validation_examples(evaluator: ModelEvaluator) -> int | None:
+    """Returns the number of validation images; None if unknown or no split."""
+    split = evaluator.splits.validation
+    return None if split is None else split.num_examples
+
+
 def read_records(workdir: pathlib.Path) -> list[TrialRecord]:
     """Returns the record of every trial of the search in `workdir`, by id."""
     records = [
@@ -161,12 +168,11 @@ def trial_line(record: TrialRecord, reference: dict[str, Any]) -> str:
     )
 
 
-def best_line(records: list[TrialRecord]) -> str:
-    """Returns the running best: the highest score among completed trials."""
-    done = [r for r in records if r.status == "completed"]
-    if not done:
+def best_line(choice: Choice | None) -> str:
+    """Returns the running best: the trial `tuning.selection.choose` takes."""
+    if choice is None:
         return "  best so far: none"
-    best = max(done, key=lambda record: record.score)
+    best = choice.chosen
     feasible = "" if best.feasible else " (none feasible yet)"
     return (
         f"  best so far: trial {best.trial_id} {best.method} val "
@@ -365,7 +371,13 @@ class MethodTuner(keras_tuner.Tuner):
             json.dumps(dataclasses.asdict(record), indent=1)
         )
         print(trial_line(record, self.context.reference), flush=True)
-        print(best_line(read_records(self.context.workdir)), flush=True)
+        evaluator, _ = self._shared()
+        choice = choose(
+            read_records(self.context.workdir),
+            self.context.goal,
+            validation_examples(evaluator),
+        )
+        print(best_line(choice), flush=True)
 
     def save_model(self, trial_id, model, step=0):
         """Nothing to save: every trial's models are in its own folder."""
