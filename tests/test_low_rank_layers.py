@@ -221,7 +221,8 @@ def test_conv_to_plain_is_two_conv2d_layers_computing_the_same(
 
 
 def _low_rank_functional():
-    """Low-rank conv -> flatten -> two branches added -> low-rank classifier."""
+    """Low-rank conv -> flatten -> two branches added -> hard-swish written as
+    tensor arithmetic (operations, not layers) -> low-rank classifier."""
     inputs = keras.Input(IMAGES[1:])
     conv = _built_conv(4, (3, 2), strides=(2, 1), padding="same", name="conv")
     dense = _built_dense(8, (4 * 6 * 4,), activation="relu", name="hidden")
@@ -229,7 +230,8 @@ def _low_rank_functional():
     z = LowRankConv2D.from_conv2d(conv, 2, scheme=2)(inputs)
     z = keras.layers.Flatten(name="flatten")(z)
     side = keras.layers.Dense(8, name="side")(z)
-    z = keras.layers.Add(name="add")([LowRankDense.from_dense(dense, 3)(z), side])
+    z = keras.layers.Add(name="sum")([LowRankDense.from_dense(dense, 3)(z), side])
+    z = z * keras.ops.relu6(z + 3.0) / 6.0
     outputs = LowRankDense.from_dense(classifier, 2)(z)
     return keras.Model(inputs, outputs, name="net")
 
@@ -263,7 +265,7 @@ def _layer_names(model):
             _low_rank_functional,
             {
                 "conv_u", "conv_v", "flatten", "side", "hidden_u", "hidden_v",
-                "add", "classifier_u", "classifier_v",
+                "sum", "classifier_u", "classifier_v",
             },
         ),
         (

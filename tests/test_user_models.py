@@ -63,9 +63,7 @@ def test_factorize_model_keeps_the_listed_layers_and_the_outputs():
         model(images, training=False),
         atol=1e-5,
     )
-    assert factorize.layers_left_as_is(factorized) == factorize.layers_left_as_is(
-        model
-    )
+    assert factorize.layers_left_as_is(factorized) == factorize.layers_left_as_is(model)
 
 
 def test_factorize_model_without_a_convertible_layer_says_what_is_supported():
@@ -141,3 +139,27 @@ def test_functional_copy_of_a_sequential_keeps_outputs_and_single_output():
     inputs = np.random.default_rng(0).random((3, 5), dtype=np.float32)
     np.testing.assert_allclose(copy(inputs), sequential(inputs), atol=1e-7)
     assert copy.get_layer("out") is not sequential.get_layer("out")
+
+
+def test_functional_copy_flattens_nested_models_renaming_taken_names():
+    keras.utils.set_random_seed(4)
+    sequential = keras.Sequential(
+        [keras.Input((5,)), keras.layers.Dense(5, name="d")], name="seq"
+    )
+    inner_input = keras.Input((5,))
+    inner = keras.Model(
+        inner_input,
+        keras.layers.Dense(5, name="d")(sequential(inner_input)),
+        name="mid",
+    )
+    inputs = keras.Input((5,))
+    hidden = inner(inner(keras.layers.Dense(5, name="d")(inputs)))  # called twice
+    outputs = keras.layers.Add(name="add")([hidden, sequential(inputs)])
+    model = keras.Model(inputs, outputs * keras.ops.sigmoid(outputs))
+    copy = user_models.as_functional_copy(model)
+    assert [layer.name for layer in copy.layers[1:]] == ["d", "seq_d", "mid_d", "add"]
+    assert not any(isinstance(layer, keras.Model) for layer in copy.layers)
+    # Shared layers stay shared: three Dense layers, their weights copied once.
+    assert len(copy.weights) == 6
+    x = np.random.default_rng(0).random((3, 5), dtype=np.float32)
+    np.testing.assert_allclose(copy(x), model(x), atol=1e-6)

@@ -17,6 +17,8 @@ def clone_replacing(model: keras.Model, convert) -> keras.Model:
     replaced = set()
 
     def clone_function(layer):
+        if not isinstance(layer, keras.Layer):
+            return layer  # An operation (x + 3.0): no state, its name kept.
         new = convert(layer)
         if new is None:
             return layer.__class__.from_config(layer.get_config())

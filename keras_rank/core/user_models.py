@@ -35,15 +35,75 @@ def check_graph_model(model: keras.Model) -> None:
     )
 
 
+def _is_graph_model(operation) -> bool:
+    return isinstance(operation, Functional | keras.Sequential)
+
+
+def _flat_graph(model: keras.Model) -> keras.Model:
+    """Returns `model` with its nested models' layers called in their place.
+
+    A layer of a nested model whose name is taken (by a layer of the outer
+    model or of another nested model) is replaced by a copy named
+    ``<nested model>_<layer>``, with its weights.
+    """
+    names = {layer.name for layer in model.layers if not _is_graph_model(layer)}
+    used: dict[int, object] = {}
+    copies = []
+
+    def operation_fn(operation):
+        if _is_graph_model(operation) or id(operation) in used:
+            return used.get(id(operation), operation)
+        if operation.name in names and operation not in model.layers:
+            name, number = f"{owner[-1]}_{operation.name}", 1
+            while name in names:
+                name, number = f"{owner[-1]}_{operation.name}_{number}", number + 1
+            copy = operation.__class__.from_config(
+                {**operation.get_config(), "name": name}
+            )
+            copies.append((operation, copy))
+            used[id(operation)] = copy
+        else:
+            used[id(operation)] = operation
+        names.add(used[id(operation)].name)
+        return used[id(operation)]
+
+    owner = [model.name]
+
+    def call(operation, *args, **kwargs):
+        if not _is_graph_model(operation):
+            return operation(*args, **kwargs)
+        graph = (
+            operation._functional
+            if isinstance(operation, keras.Sequential)
+            else operation
+        )
+        owner.append(operation.name)
+        try:
+            return graph._run_through_graph(
+                args[0] if len(args) == 1 else args, operation_fn, call_fn=call
+            )
+        finally:
+            owner.pop()
+
+    graph = model._functional if isinstance(model, keras.Sequential) else model
+    outputs = graph._run_through_graph(model.inputs, operation_fn, call_fn=call)
+    for old, new in copies:
+        if old.weights:
+            new.set_weights(old.get_weights())
+    return keras.Model(_single(model.inputs), outputs, name=model.name)
+
+
 def as_functional_copy(model: keras.Model) -> keras.Model:
-    """Returns a Functional copy of a Functional or Sequential model.
+    """Returns a flat Functional copy of a Functional or Sequential model.
 
     The copy is made from the model's config, with the same weights, in the
     current distribution scope. Its variable paths are then `layer/weight`,
     as they stay through clones, rebuilds and checkpoints (a Sequential made
     in code has `model/layer/weight` paths that its own `from_config` copy
     would not share, which would detach optimizer slots from their
-    variables).
+    variables). Nested Functional and Sequential models are flattened: their
+    layers are called in place (and so can be compressed), a layer whose
+    name is already taken renamed ``<nested model>_<layer>``.
 
     Args:
         model: A built Functional or Sequential model.
@@ -59,9 +119,12 @@ def as_functional_copy(model: keras.Model) -> keras.Model:
             f"Model '{model.name}' is not built; give it an Input or call "
             "model.build(input_shape) first."
         ) from error
-    graph = keras.Model(_single(inputs), _single(outputs), name=model.name)
+    if any(_is_graph_model(layer) for layer in model.layers):
+        graph = _flat_graph(model)
+    else:
+        graph = keras.Model(_single(inputs), _single(outputs), name=model.name)
     copy = graph.__class__.from_config(graph.get_config())
-    copy.set_weights(model.get_weights())
+    copy.set_weights(graph.get_weights())
     return copy
 
 

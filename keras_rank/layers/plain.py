@@ -37,8 +37,10 @@ def low_rank_to_plain_model(model: keras.Model) -> keras.Model:
         return pairs[id(layer)]
 
     def copy(layer: keras.layers.Layer) -> keras.layers.Layer:
-        if isinstance(layer, LowRankLayer):
-            return layer  # Split by `call` below (or the Sequential branch).
+        if isinstance(layer, LowRankLayer) or not isinstance(layer, keras.Layer):
+            # Low-rank layers are split by `call` below (or the Sequential
+            # branch); operations (x + 3.0) hold no state and keep their names.
+            return layer
         new = layer.__class__.from_config(layer.get_config())
         copies.append((layer, new))
         return new
