@@ -1,9 +1,13 @@
 """Structured pruning of a layer's units, physically, and its accuracy curves.
 
-:func:`prune_units` removes units of a Dense or Conv2D layer together with the
-inputs of the next layer that read them (`keras_rank.core.unit_removal`): the
-result is a smaller plain Keras model that saves and exports, and computes
-what the original computes with the removed units' outgoing weights zeroed.
+:func:`prune_units` removes units (output channels) of a Dense or Conv2D
+layer together with everything that holds those channels: the per-channel
+weights of BatchNormalization and DepthwiseConv2D layers on the way, the
+same channels of every layer tied to it by a residual merge, and the inputs
+of the Dense/Conv2D layers that read them (`keras_rank.core.channel_groups`,
+`keras_rank.core.unit_removal`). The result is a smaller plain Keras model
+that saves and exports, and computes what the original computes with the
+removed channels zeroed where the next Dense/Conv2D layers read them.
 :func:`pruning_curves` prunes p units for p on a grid, in the greedy orders
 of `keras_rank.analysis.pruning_criteria`, without retraining, and records
 the accuracy `evaluate` gives (Heitmann, section 3.1, figure 2).
@@ -19,9 +23,10 @@ import numpy as np
 
 from keras_rank.analysis.pruning_criteria import CRITERIA, pruning_order
 from keras_rank.core import unit_removal
+from keras_rank.core.channel_groups import ChannelGroup, channel_group
 from keras_rank.core.compressible import COMPRESSIBLE, compressible_layers, matrix_layer
 from keras_rank.core.errors import ConfigError
-from keras_rank.core.graph import Chain, ModelGraph
+from keras_rank.core.graph import ModelGraph
 from keras_rank.core.layer_matrices import unit_matrix
 
 
@@ -30,17 +35,16 @@ def layer_width(model: keras.Model, layer: str) -> int:
     return int(matrix_layer(model, layer).kernel.shape[-1])
 
 
-def _successor_chain(model: keras.Model, layer: str) -> Chain:
-    """Returns the chain from `layer` to the one layer reading its units.
+def _channel_group(model: keras.Model, layer: str) -> ChannelGroup:
+    """Returns the group of `layer`'s output channels (`channel_group`).
 
     Raises:
         ConfigError: The layer's units cannot be removed (`check_prunable`).
     """
     target = matrix_layer(model, layer)
-    graph = ModelGraph(model)
-    chain = unit_removal.successor_chain(target, graph)
     editable = {other.name for other in compressible_layers(model, required=False)}
-    reason = unit_removal.why_units_stay(chain, target, graph, editable)
+    group = channel_group(ModelGraph(model), target, editable)
+    reason = group.blocked
     if not reason and layer not in editable:
         reason = f"it is not {COMPRESSIBLE}"
     if reason:
@@ -48,18 +52,21 @@ def _successor_chain(model: keras.Model, layer: str) -> Chain:
             f"Expected layer: a Dense/Conv2D layer whose units can be removed. "
             f"Received: layer={layer!r}, whose units cannot go: {reason}."
         )
-    return chain
+    return group
 
 
 def check_prunable(model: keras.Model, layer: str) -> None:
     """Raises `ConfigError` unless units of `layer` can be removed.
 
-    A layer's units can go when its output reaches exactly one Dense or
-    Conv2D layer through layers that keep channels apart (see
-    `keras_rank.core.unit_removal`), both of the kinds LC and prox edit
-    (`COMPRESSIBLE`); the model's output layer cannot lose units.
+    A layer's units (output channels) can go when they reach Dense or
+    Conv2D layers only, through layers that keep channels apart
+    (`keras_rank.core.channel_groups`): its channels' group holds the
+    layers that lose them too (a residual Add ties the channels of every
+    branch). Every Dense/Conv2D layer of the group must be of the kinds LC
+    and prox edit (`COMPRESSIBLE`); the model's output layer cannot lose
+    units.
     """
-    _successor_chain(model, layer)
+    _channel_group(model, layer)
 
 
 def check_counts(counts: Sequence[int], width: int) -> tuple[int, ...]:
@@ -83,8 +90,8 @@ def prune_units(model: keras.Model, layer: str, units: Sequence[int]) -> keras.M
 
     Args:
         model: A built Functional or Sequential model of plain layers.
-        layer: Name of a Dense or Conv2D layer whose output reaches one
-            Dense/Conv2D layer (`check_prunable`).
+        layer: Name of a Dense or Conv2D layer whose units can be removed
+            (`check_prunable`).
         units: Indices of the units to remove, distinct, fewer than the
             layer's units.
 
@@ -95,7 +102,7 @@ def prune_units(model: keras.Model, layer: str, units: Sequence[int]) -> keras.M
         ConfigError: The layer does not exist, is not Dense/Conv2D or cannot
             lose units, or `units` are out of range, repeated or all of them.
     """
-    chain = _successor_chain(model, layer)
+    group = _channel_group(model, layer)
     width = layer_width(model, layer)
     units = check_counts(units, width)
     if len(set(units)) != len(units) or len(units) >= width:
@@ -103,13 +110,9 @@ def prune_units(model: keras.Model, layer: str, units: Sequence[int]) -> keras.M
             f"Expected distinct units, fewer than the layer's {width}. "
             f"Received: units={list(units)}"
         )
-    target = model.get_layer(layer)
-    weights = {
-        name: unit_removal.LayerWeights.of(model.get_layer(name))
-        for name in (layer, chain.successor.name)
-    }
+    weights = unit_removal.group_weights(group)
     if units:
-        unit_removal.drop_units(target, chain, weights, sorted(units))
+        unit_removal.drop_channels(group, weights, sorted(units))
     return unit_removal.rebuilt(model, weights)
 
 

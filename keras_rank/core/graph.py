@@ -110,6 +110,22 @@ class ModelGraph:
             stack.extend(node.input_tensors)
         return nodes
 
+    def calls(self, layer: Any) -> list:
+        """Returns the nodes of `layer`'s calls in the model (none: not in it)."""
+        return list(self._calls.get(id(layer), ()))
+
+    def producer(self, tensor: Any) -> Any:
+        """Returns the node that produced `tensor`; None for a model input."""
+        return None if id(tensor) in self._input_ids else self._producer[id(tensor)]
+
+    def readers(self, tensor: Any) -> list:
+        """Returns the nodes that read `tensor`."""
+        return list(self._readers.get(id(tensor), ()))
+
+    def is_output(self, tensor: Any) -> bool:
+        """Tells whether `tensor` is an output of the model."""
+        return id(tensor) in self._output_ids
+
     def call_count(self, layer: Any) -> int:
         """Returns how many times the model calls `layer` (0: not in it)."""
         return len(self._calls.get(id(layer), ()))

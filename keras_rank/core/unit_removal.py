@@ -31,6 +31,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_rank.core.channel_groups import ChannelGroup
 from keras_rank.core.cloning import clone_replacing
 from keras_rank.core.compressible import COMPRESSIBLE
 from keras_rank.core.graph import MODEL_OUTPUT, Chain, ModelGraph
@@ -68,6 +69,73 @@ class LayerWeights:
             keras.ops.convert_to_numpy(layer.kernel),
             keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None,
         )
+
+
+@dataclasses.dataclass
+class ChannelwiseWeights:
+    """The working copy of a BatchNormalization or DepthwiseConv2D's weights.
+
+    Attributes:
+        arrays: The layer's weights, as `get_weights` orders them.
+        axes: The channel axis of each array.
+        changed: True once channels were removed.
+    """
+
+    arrays: list[np.ndarray]
+    axes: tuple[int, ...]
+    changed: bool = False
+
+    @classmethod
+    def of(cls, layer: Any) -> "ChannelwiseWeights":
+        """Returns a copy of a BatchNormalization/DepthwiseConv2D's weights."""
+        arrays = layer.get_weights()
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            return cls(arrays, (2,) + (0,) * (len(arrays) - 1))  # kernel, bias
+        return cls(arrays, (0,) * len(arrays))
+
+
+def group_weights(group: ChannelGroup) -> dict[str, Any]:
+    """Returns working copies of the weights of every layer of `group`."""
+    weights: dict[str, Any] = {}
+    for layer in (*group.producers, *(reader.layer for reader in group.readers)):
+        weights[layer.name] = LayerWeights.of(layer)
+    for layer in group.sliced:
+        weights[layer.name] = ChannelwiseWeights.of(layer)
+    return weights
+
+
+def drop_channels(
+    group: ChannelGroup, weights: dict[str, Any], channels: list[int]
+) -> None:
+    """Removes `channels` from every layer of `group`, editing `weights`.
+
+    The producers lose those output units, the channel-wise layers those
+    channels, and the readers the input rows that read them: the smaller
+    model computes what the original does with the channels zeroed where
+    the readers read them.
+
+    Args:
+        group: The channels' group (`channel_group`), not blocked.
+        weights: Working copies by layer name (`group_weights`).
+        channels: Indices of the channels to remove (in the current weights).
+    """
+    for reader in group.readers:
+        own = weights[reader.layer.name]
+        own.kernel = np.delete(own.kernel, reader.rows[channels].ravel(), axis=-2)
+        own.changed = True
+    for layer in group.producers:
+        own = weights[layer.name]
+        own.kernel = np.delete(own.kernel, channels, axis=-1)
+        if own.bias is not None:
+            own.bias = np.delete(own.bias, channels)
+        own.changed = True
+    for layer in group.sliced:
+        own = weights[layer.name]
+        own.arrays = [
+            np.delete(array, channels, axis=axis)
+            for array, axis in zip(own.arrays, own.axes, strict=True)
+        ]
+        own.changed = True
 
 
 def crosses(layer: Any) -> bool:
@@ -175,6 +243,13 @@ def rebuilt(model: keras.Model, weights: dict[str, LayerWeights]) -> keras.Model
         new = weights.get(layer.name)
         if new is None or not new.changed:
             return None
+        if isinstance(new, ChannelwiseWeights):
+            plain = type(layer).from_config(layer.get_config())
+            input_shape = list(layer.get_build_config()["input_shape"])
+            input_shape[-1] = new.arrays[0].shape[new.axes[0]]
+            plain.build(tuple(input_shape))
+            plain.set_weights(new.arrays)
+            return plain
         size = "units" if isinstance(layer, keras.layers.Dense) else "filters"
         plain = type(layer).from_config(
             {**layer.get_config(), size: new.kernel.shape[-1]}
