@@ -159,6 +159,21 @@ def _records(root: pathlib.Path, part: str) -> list[dict]:
     )
 
 
+def _command_time(results: dict) -> str:
+    """Says how long the command ran, and what it ran (a resumed search)."""
+    minutes = results["wall_time_s"] / 60
+    resumed = results.get("completed_before_start", 0)
+    if not resumed:
+        return (
+            " The whole command (reference, trials, final retraining and export): "
+            f"{minutes:.1f} min."
+        )
+    return (
+        f" This command resumed the search with {resumed} of its trials done "
+        f"(their times above are as they ran); it took {minutes:.1f} min."
+    )
+
+
 def part_lines(root: pathlib.Path, part: str) -> list[str]:
     """Returns the Markdown of one part: command, final, per method, targets."""
     results = run_search(root, part)
@@ -231,8 +246,7 @@ def part_lines(root: pathlib.Path, part: str) -> list[str]:
             if results["search_over_reference"]
             else "no reference training time."
         )
-        + " The whole command (reference, trials, final retraining and export): "
-        f"{results['wall_time_s'] / 60:.1f} min.",
+        + _command_time(results),
         "",
         *[f"- {line}" for line in HAND_TUNED[part]],
         *[f"- target: {line}" for line in targets(part, results)],

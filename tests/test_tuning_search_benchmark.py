@@ -57,3 +57,13 @@ def test_a_part_run_again_replaces_its_readme_row_and_keeps_the_others():
 def test_an_empty_block_has_no_sections_or_rows():
     assert tuning_search.part_sections("") == {}
     assert tuning_search.summary_rows(tuning_search.read_block("no markers", "x")) == {}
+
+
+def test_a_resumed_search_says_its_time_is_not_the_whole_command():
+    whole = tuning_search._command_time({"wall_time_s": 600.0})
+    assert "The whole command" in whole and "10.0 min" in whole
+    resumed = tuning_search._command_time(
+        {"wall_time_s": 300.0, "completed_before_start": 24}
+    )
+    assert "resumed the search with 24 of its trials done" in resumed
+    assert "whole command" not in resumed and "5.0 min" in resumed

@@ -384,6 +384,7 @@ def run_search(
     )
     if role == "worker":
         _join_workers(path, search)
+    done_before = sum(record.status == "completed" for record in read_records(path))
     tuner.search(verbose=0)
     records = read_records(path)
     if role == "worker":
@@ -406,6 +407,7 @@ def run_search(
         "chosen_because": None if choice is None else choice.reason(),
         "final": final,
         "trials_time_s": trials_time,
+        "completed_before_start": done_before,
         "wall_time_s": time.perf_counter() - start,
         "search_over_reference": trials_time / reference["train_time_s"]
         if reference["train_time_s"]
