@@ -12,6 +12,10 @@ from keras_rank.core.errors import ConfigError
 from keras_rank.core.graph import ModelGraph
 
 
+def _zoo(name):
+    return models.build_model(name, (12, 12, 1), 10)
+
+
 def _group(model, name):
     editable = {layer.name for layer in compressible_layers(model)}
     return channel_group(ModelGraph(model), model.get_layer(name), editable)
@@ -130,9 +134,8 @@ def _zeroed_at_readers(model, group_layer, channels):
     [
         (lambda: _mobile_net(), "stem", [1, 4]),
         (lambda: _mobile_net(), "se_reduce", [0]),
-        (lambda: models.build_model("resnet20", (12, 12, 1), 10), "stem_conv", [0, 5, 9]),
-        (lambda: models.build_model("mobilenetv2_small", (12, 12, 1), 10),
-         "block2_expand_conv", [3, 50]),
+        (lambda: _zoo("resnet20"), "stem_conv", [0, 5, 9]),
+        (lambda: _zoo("mobilenetv2_small"), "block2_expand_conv", [3, 50]),
     ],
 )  # fmt: skip
 def test_pruning_a_group_computes_the_model_with_those_channels_zeroed(

@@ -358,15 +358,34 @@ def _into_batch_normalization():
     return keras.Model(inputs, L.Dense(3, name="out")(x))
 
 
+@pytest.mark.parametrize("build", [_branch_two_readers, _into_batch_normalization])
+def test_a_zero_unit_is_removed_from_every_reader_and_across_batch_norm(build):
+    rng = np.random.default_rng(9)
+    model = _randomize(build(), rng, ZEROED)
+    inputs = rng.normal(size=(4, 6)).astype(np.float32)
+    pruned, report = remove_zero_units(model)
+    np.testing.assert_allclose(
+        _outputs(pruned, inputs), _outputs(model, inputs), atol=1e-5
+    )
+    p = _entry(report, "p")
+    assert p.removed == tuple(ZEROED) and p.units_after == 3 and p.kept == ()
+
+
+def _into_layer_norm():
+    inputs = keras.Input((6,))
+    x = L.Dense(5, activation="sigmoid", name="p")(inputs)
+    x = L.LayerNormalization(name="norm")(x)
+    return keras.Model(inputs, L.Dense(3, name="out")(x))
+
+
 @pytest.mark.parametrize(
     "build, reason",
     [
-        (_branch_two_readers, "read by ['a', 'b']"),
-        (_branch_add, "read by ['add"),
-        (_into_batch_normalization, "not a layer whose inputs can be removed"),
+        (_branch_add, "tied (by a merge) to unit"),
+        (_into_layer_norm, "read by layer 'norm' (LayerNormalization)"),
     ],
 )
-def test_a_zero_unit_feeding_a_branch_or_another_layer_is_kept_and_reported(
+def test_a_zero_unit_tied_to_a_live_one_or_read_otherwise_is_kept_and_reported(
     build, reason
 ):
     rng = np.random.default_rng(9)
@@ -390,7 +409,7 @@ def test_the_output_layer_keeps_all_its_units():
     pruned, report = remove_zero_units(model)
     assert pruned.output_shape == (None, 5)
     assert [why for _, why in _entry(report, "p").kept] == [
-        "its output is a model output"
+        "they reach a model output"
     ] * 2
 
 
@@ -404,3 +423,30 @@ def test_a_layer_whose_units_are_all_zero_keeps_one():
     )
     p = _entry(report, "p")
     assert p.units_after == 1 and p.kept == ((4, "a layer keeps at least one unit"),)
+
+
+def test_zero_channels_of_every_tied_producer_go_through_bn_and_depthwise():
+    rng = np.random.default_rng(12)
+    inputs = keras.Input((7, 7, 2))
+    x = L.Conv2D(5, 3, activation="relu", name="p")(inputs)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.DepthwiseConv2D(3, activation="relu", name="dw")(x)
+    y = L.Conv2D(5, 5, name="q")(inputs)  # The residual branch, tied to p.
+    x = L.Add(name="sum")([x, y])
+    x = L.GlobalAveragePooling2D(name="pool")(x)
+    model = _randomize(keras.Model(inputs, L.Dense(3, name="out")(x)), rng, ZEROED)
+    bn = model.get_layer("bn")
+    bn.set_weights([rng.uniform(0.5, 2.0, size=w.shape) for w in bn.get_weights()])
+    q = model.get_layer("q")
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in q.weights)
+    kernel[..., ZEROED] = 0.0
+    q.set_weights([kernel, bias])
+    images = rng.normal(size=(3, 7, 7, 2)).astype(np.float32)
+    pruned, report = remove_zero_units(model)
+    np.testing.assert_allclose(
+        _outputs(pruned, images), _outputs(model, images), atol=1e-5
+    )
+    for name in ("p", "q"):
+        assert _entry(report, name).removed == tuple(ZEROED)
+    assert pruned.get_layer("dw").kernel.shape[2] == 3
+    assert pruned.get_layer("bn").gamma.shape == (3,)

@@ -64,7 +64,8 @@ def _first_prunable(model: keras.Model) -> str:
         return layer.name
     raise ConfigError(
         "Expected a model with a Dense or Conv2D layer whose units can be "
-        "removed (its output read by one Dense/Conv2D layer). Received: "
+        "removed (its channels read only by Dense/Conv2D layers, through "
+        "layers that keep channels apart). Received: "
         f"layers {[layer.name for layer in model.layers]}"
     )
 

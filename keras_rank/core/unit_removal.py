@@ -1,31 +1,24 @@
 """Physical removal of units (output channels) of Dense and Conv2D layers.
 
 A unit ``n`` of a Dense or Conv2D layer is its kernel column
-``kernel[..., n]`` and bias entry ``bias[n]``. Removing it also removes the
-inputs of the next weighted layer that read it, so the result is a smaller
-plain model. Two users:
+``kernel[..., n]`` and bias entry ``bias[n]``. Its channel may pass through
+other layers and be tied to other layers' channels; its channel group
+(`keras_rank.core.channel_groups`) holds them all, and :func:`drop_channels`
+removes channel ``n`` from every one: the producers' units, the entries of
+BatchNormalization and DepthwiseConv2D layers on the way, and the input
+rows of the Dense/Conv2D layers that read it. The result is a smaller plain
+model (:func:`rebuilt`). Two users:
 
-* structured pruning (`keras_rank.analysis.pruning`): the unit's output is
-  dropped, so the smaller model computes what the original does with the
-  unit's outgoing weights zeroed;
-* the prox post-processing (`keras_rank.prox.decompose`): a zero unit
-  outputs the constant ``act(bias[n])``, which is folded into the next
-  layer's bias (``constants``), so the smaller model computes the same
-  outputs.
-
-A unit's output must reach exactly one Dense or Conv2D layer, through
-unshared, unbranched layers that keep channels apart
-(`ModelGraph.exclusive_successor` with :func:`crosses`): Dropout (identity
-at inference; a Dropout whose ``noise_shape`` fixes the channel count is not
-crossed), Max/AveragePooling2D and GlobalMax/GlobalAveragePooling2D (channels
-last), Activation, ReLU and LeakyReLU layers, and Flatten (channels last: a
-channel of P positions becomes the P coordinates ``p * C + n`` of the flat
-vector). :func:`why_units_stay` says why a layer's units cannot be removed
-otherwise (a model output, a branch, another kind of reader).
+* structured pruning (`keras_rank.analysis.pruning`): the channels' values
+  are dropped, so the smaller model computes what the original does with
+  those channels zeroed where they are read;
+* the prox post-processing (`keras_rank.prox.decompose`): a channel whose
+  producers' kernel columns are all zero carries a constant
+  (:func:`channel_constants`), which is folded into the readers' biases, so
+  the smaller model computes the same outputs.
 """
 
 import dataclasses
-import math
 from typing import Any
 
 import keras
@@ -33,10 +26,9 @@ import numpy as np
 
 from keras_rank.core.channel_groups import ChannelGroup
 from keras_rank.core.cloning import clone_replacing
-from keras_rank.core.compressible import COMPRESSIBLE
-from keras_rank.core.graph import MODEL_OUTPUT, Chain, ModelGraph
+from keras_rank.core.graph import ModelGraph
 
-_CROSSED = (
+_KEEP_CONSTANTS = (
     keras.layers.Dropout,
     keras.layers.MaxPooling2D,
     keras.layers.AveragePooling2D,
@@ -44,8 +36,8 @@ _CROSSED = (
     keras.layers.GlobalAveragePooling2D,
     keras.layers.Flatten,
 )
-ELEMENTWISE = (keras.layers.Activation, keras.layers.ReLU, keras.layers.LeakyReLU)
-"""Layers that map a constant channel c to the constant channel layer(c)."""
+"""Layers whose output channel is the constant its input channel is (pooling
+a constant map; at inference, Dropout; Flatten moves it)."""
 
 
 @dataclasses.dataclass
@@ -105,7 +97,10 @@ def group_weights(group: ChannelGroup) -> dict[str, Any]:
 
 
 def drop_channels(
-    group: ChannelGroup, weights: dict[str, Any], channels: list[int]
+    group: ChannelGroup,
+    weights: dict[str, Any],
+    channels: list[int],
+    constants: dict[str, np.ndarray] | None = None,
 ) -> None:
     """Removes `channels` from every layer of `group`, editing `weights`.
 
@@ -118,10 +113,21 @@ def drop_channels(
         group: The channels' group (`channel_group`), not blocked.
         weights: Working copies by layer name (`group_weights`).
         channels: Indices of the channels to remove (in the current weights).
+        constants: Per reader, (len(channels),) the channels' constant values
+            as it reads them (`channel_constants`), added to its bias times
+            the weights that read them; None drops the channels' values.
     """
     for reader in group.readers:
         own = weights[reader.layer.name]
-        own.kernel = np.delete(own.kernel, reader.rows[channels].ravel(), axis=-2)
+        rows = reader.rows[channels]
+        constant = None if constants is None else constants[reader.layer.name]
+        if constant is not None and np.any(constant):
+            taps = own.kernel.reshape(-1, *own.kernel.shape[-2:]).astype(np.float64)
+            contribution = np.einsum("m,tmko->o", constant, taps[:, rows, :])
+            own.bias = (own.bias.astype(np.float64) + contribution).astype(
+                own.bias.dtype
+            )
+        own.kernel = np.delete(own.kernel, rows.ravel(), axis=-2)
         own.changed = True
     for layer in group.producers:
         own = weights[layer.name]
@@ -138,102 +144,107 @@ def drop_channels(
         own.changed = True
 
 
-def crosses(layer: Any) -> bool:
-    """Tells whether a layer keeps channels apart, so a unit can cross it."""
-    noise_shape = getattr(layer, "noise_shape", None)
-    return (
-        isinstance(layer, _CROSSED + ELEMENTWISE)
-        and getattr(layer, "data_format", "channels_last") == "channels_last"
-        and (noise_shape is None or noise_shape[-1] in (None, 1))
+def _constant_through(node: Any, values: list, weights: dict[str, Any]) -> Any:
+    """Returns what a node outputs for constant channels, or why it is not constant.
+
+    Args:
+        node: A node of a channel group (not a producer's or a reader's).
+        values: (1, C) tensors of its tensor inputs in order; None where an
+            input is not one of the group's tensors.
+        weights: Working copies by layer name (the sliced layers' current
+            weights).
+
+    Returns:
+        The (1, C) output, or a string: why the output is not constant.
+    """
+    operation = node.operation
+    if isinstance(operation, keras.layers.Concatenate):
+        return next(value for value in values if value is not None)
+    if any(value is None for value in values):
+        return f"{operation.name!r} merges them with channels that are not constant"
+    if isinstance(operation, keras.layers.ZeroPadding2D):
+        return f"{operation.name!r} pads them with zeros"
+    if isinstance(operation, keras.layers.BatchNormalization):
+        arrays = iter(weights[operation.name].arrays)
+        gamma = next(arrays) if operation.scale else 1.0
+        beta = next(arrays) if operation.center else 0.0
+        mean, variance = next(arrays), next(arrays)
+        scale = gamma / np.sqrt(variance + operation.epsilon)
+        return values[0] * scale + (beta - mean * scale)
+    if isinstance(operation, keras.layers.DepthwiseConv2D):
+        if operation.padding != "valid":
+            return (
+                f"{operation.name!r} (padding={operation.padding!r}) sees them "
+                "zero-padded at its borders"
+            )
+        arrays = weights[operation.name].arrays
+        value = values[0] * arrays[0].sum(axis=(0, 1))[:, 0]
+        if operation.use_bias:
+            value = value + arrays[1]
+        return keras.ops.convert_to_numpy(operation.activation(value))
+    if isinstance(operation, _KEEP_CONSTANTS):
+        return values[0]
+    tensors = iter(values)
+    args, kwargs = node.arguments.fill_in(
+        {id(tensor): next(tensors) for tensor in node.input_tensors}
     )
+    return keras.ops.convert_to_numpy(operation(*args, **kwargs))
 
 
-def successor_chain(layer: Any, graph: ModelGraph) -> Chain | None:
-    """Returns the chain from `layer` to the one layer reading its units."""
-    return graph.exclusive_successor(layer, through=crosses)
+def channel_constants(
+    group: ChannelGroup, graph: ModelGraph, weights: dict[str, Any]
+) -> dict[str, Any]:
+    """Returns what each reader reads of channels whose producers' columns are zero.
 
-
-def why_units_stay(
-    chain: Chain | None, layer: Any, graph: ModelGraph, editable: set[str]
-) -> str:
-    """Returns why no unit of `layer` can be removed, or ''.
+    A producer whose kernel column n is zero outputs ``act(bias[n])`` at
+    every position; through the group's layers (activations, merges,
+    BatchNormalization, a valid DepthwiseConv2D, pooling) channel n stays
+    constant. Each value is per channel, in the group's channel order.
 
     Args:
-        chain: `successor_chain(layer, graph)`.
-        layer: A Dense or Conv2D layer of the graph's model.
+        group: A group that is not blocked.
         graph: The model's graph.
-        editable: Names of the layers whose inputs can be removed.
+        weights: Working copies by layer name (`group_weights`).
+
+    Returns:
+        ``{reader name: (C,) float64 constants, or a string saying why
+        they are not constant}``.
     """
-    if chain is None:
-        sinks = graph.sinks(layer, through=crosses)
-        if any(sink is MODEL_OUTPUT for sink in sinks):
-            return "its output is a model output"
-        names = sorted(sink.name for sink in sinks)
-        return (
-            f"its output is read by {names}: a branch, a layer with several "
-            "inputs or a shared layer"
-        )
-    successor = chain.successor
-    if successor.name not in editable:
-        return (
-            f"its output is read by {successor.name!r} "
-            f"({type(successor).__name__}), not a layer whose inputs can be "
-            f"removed: {COMPRESSIBLE}"
-        )
-    return ""
-
-
-def input_rows(layer: Any, between: tuple) -> np.ndarray:
-    """Returns (units, k): the next layer's input coordinates of each unit.
-
-    A unit is one channel of `layer`'s output; every Flatten on the way
-    turns each coordinate i of a tensor with P positions and C channels into
-    the P coordinates ``p * C + i``.
-    """
-    shape = layer.compute_output_shape(tuple(layer.get_build_config()["input_shape"]))
-    rows = np.arange(shape[-1])[:, None]
-    for between_layer in between:
-        if isinstance(between_layer, keras.layers.Flatten):
-            positions = math.prod(shape[1:-1])
-            flat = np.arange(positions)[None, :, None] * shape[-1] + rows[:, None, :]
-            rows = flat.reshape(len(rows), -1)
-        shape = between_layer.compute_output_shape(shape)
-    return rows
-
-
-def drop_units(
-    layer: Any,
-    chain: Chain,
-    weights: dict[str, LayerWeights],
-    units: list[int],
-    constants: np.ndarray | None = None,
-) -> None:
-    """Removes `units` of `layer` and the successor's inputs that read them.
-
-    Args:
-        layer: The Dense/Conv2D layer.
-        chain: Its `successor_chain`.
-        weights: Working copies by layer name; `layer`'s and the successor's
-            are edited.
-        units: Indices of the units to remove (in the current weights).
-        constants: (len(units),) the units' constant outputs as the
-            successor reads them, added to its bias times the weights that
-            read them; None drops the units' outputs.
-    """
-    own, successor = weights[layer.name], weights[chain.successor.name]
-    rows = input_rows(layer, chain.between)[units]
-    kernel = successor.kernel
-    if constants is not None and np.any(constants):
-        taps = kernel.reshape(-1, *kernel.shape[-2:]).astype(np.float64)
-        contribution = np.einsum("m,tmko->o", constants, taps[:, rows, :])
-        bias = successor.bias.astype(np.float64) + contribution
-        successor.bias = bias.astype(successor.bias.dtype)
-    successor.kernel = np.delete(kernel, rows.ravel(), axis=-2)
-    successor.changed = True
-    own.kernel = np.delete(own.kernel, units, axis=-1)
-    if own.bias is not None:
-        own.bias = np.delete(own.bias, units)
-    own.changed = True
+    known: dict[int, Any] = {}
+    for layer in group.producers:
+        own = weights[layer.name]
+        bias = np.zeros(own.kernel.shape[-1]) if own.bias is None else own.bias
+        value = keras.ops.convert_to_numpy(layer.activation(bias[None, :]))
+        for node in graph.calls(layer):
+            known[id(node.output_tensors[0])] = value
+    reader_ids = {id(reader.layer) for reader in group.readers}
+    remaining = [n for n in group.nodes if id(n.operation) not in reader_ids]
+    while remaining:
+        ready = [
+            node
+            for node in remaining
+            if all(
+                id(t) in known or graph.producer(t) not in remaining
+                for t in node.input_tensors
+            )
+        ]
+        for node in ready:
+            values = [known.get(id(t)) for t in node.input_tensors]
+            if any(isinstance(value, str) for value in values):
+                value = next(value for value in values if isinstance(value, str))
+            else:
+                value = _constant_through(node, values, weights)
+            for tensor in node.output_tensors:
+                known[id(tensor)] = value
+            remaining.remove(node)
+    out: dict[str, Any] = {}
+    for reader in group.readers:
+        for node in graph.calls(reader.layer):
+            value = known[id(node.input_tensors[0])]
+            out[reader.layer.name] = (
+                value if isinstance(value, str) else np.asarray(value, np.float64)[0]
+            )
+    return out
 
 
 def rebuilt(model: keras.Model, weights: dict[str, LayerWeights]) -> keras.Model:

@@ -33,28 +33,25 @@ Tolerance (``tolerance``, default :data:`DEFAULT_TOLERANCE`, relative):
   order 1e-7 s_1).
 
 When a zero unit is removed (the fold is exact only where its constant
-reaches exactly one next layer, all of it):
+reaches the readers whole):
 
-* its output must reach exactly one Dense or Conv2D layer, through
-  unshared, unbranched layers that map a constant channel to a constant
-  channel (`keras_rank.core.unit_removal`, shared with pruning): Dropout (identity at
-  inference; a Dropout whose ``noise_shape`` fixes the channel count is not
-  crossed), Max/AveragePooling2D and GlobalMax/GlobalAveragePooling2D
-  (channels last; the window of a constant map is constant, also with
-  ``padding="same"``: TensorFlow's average pooling averages the window's
-  valid entries only), Activation, ReLU and LeakyReLU layers (applied to the
-  constant), and Flatten (channels last: a channel of P positions becomes
-  the P coordinates ``p * C + n`` of the flat vector, all removed and
-  folded);
-* the fold adds ``c * sum(W_next[rows of the unit])`` to the next layer's
-  bias, c the unit's constant. A Conv2D with ``padding="same"`` sees the
-  constant zero-padded at its borders (a position-dependent contribution no
-  bias can take), so there only units with ``c = 0`` are removed; a next
-  layer without a bias likewise takes only ``c = 0``;
-* otherwise the unit is kept and the report says why: the model's output
-  layer keeps all its units (classes), a unit feeding a branch (two
-  readers, an Add or Concatenate, a shared layer) or another kind of layer
-  is kept, and a layer keeps at least one unit.
+* its channel group (`keras_rank.core.channel_groups`, shared with pruning)
+  must not be blocked: the channel reaches only Dense/Conv2D layers, through
+  layers that keep channels apart (activations, Dropout, pooling,
+  BatchNormalization, DepthwiseConv2D, Flatten, Concatenate, element-wise
+  merges and tensor arithmetic), never a model output;
+* every layer tied to it by a merge (a residual Add's other branch) must
+  have the same unit zero: the channel is the sum of both;
+* the constant must stay constant on its way (`unit_removal.channel_constants`):
+  a DepthwiseConv2D or ZeroPadding2D that pads it with zeros at the borders,
+  or a merge with a channel that is not constant, stops that;
+* the fold adds ``c * sum(W_reader[rows of the channel])`` to each reader's
+  bias, c the channel's constant there. A Conv2D with ``padding="same"``
+  sees the constant zero-padded at its borders (a position-dependent
+  contribution no bias can take), so there only channels with ``c = 0`` are
+  removed; a reader without a bias likewise takes only ``c = 0``;
+* otherwise the unit is kept and the report says why; a layer keeps at
+  least one unit.
 
 Layers are visited in the model's (topological) order, so a unit whose
 only nonzero weights read removed units is found zero in turn.
@@ -70,9 +67,15 @@ import keras
 import numpy as np
 
 from keras_rank.core import costs, unit_removal
+from keras_rank.core.channel_groups import channel_group
 from keras_rank.core.errors import ConfigError
 from keras_rank.core.graph import ModelGraph
 from keras_rank.core.linalg import robust_svd, stays_dense
+from keras_rank.core.unit_removal import (
+    ChannelwiseWeights,
+    LayerWeights,
+    channel_constants,
+)
 from keras_rank.layers.rank_specs import (
     LayerSpec,
     RankChoice,
@@ -243,66 +246,93 @@ def _zero_units(kernel: np.ndarray, tolerance: float) -> list[int]:
     return np.flatnonzero(norms <= tolerance * np.linalg.norm(columns)).tolist()
 
 
-def _why_constant_stays(constant: float, successor: Any) -> str:
-    """Returns why a unit outputting `constant` stays, or '' if it can go."""
+def _why_constant_stays(constant: float, reader: Any) -> str:
+    """Returns why a channel reaching `reader` as `constant` stays, or ''."""
     if constant == 0:
         return ""
-    if not successor.use_bias:
+    if not reader.use_bias:
         return (
-            f"it outputs the constant {constant:.4g} and {successor.name!r} has "
+            f"it outputs the constant {constant:.4g} and {reader.name!r} has "
             "no bias to take it"
         )
-    if isinstance(successor, keras.layers.Conv2D) and successor.padding != "valid":
+    if isinstance(reader, keras.layers.Conv2D) and reader.padding != "valid":
         return (
-            f"it outputs the constant {constant:.4g}, which {successor.name!r} "
-            f"(padding={successor.padding!r}) sees zero-padded at its borders"
+            f"it outputs the constant {constant:.4g}, which {reader.name!r} "
+            f"(padding={reader.padding!r}) sees zero-padded at its borders"
         )
     return ""
 
 
-def _unit_constants(layer: Any, bias: np.ndarray, between: tuple) -> np.ndarray:
-    """Returns each unit's constant output ``act(bias)`` as the next layer reads it."""
-    value = layer.activation(keras.ops.convert_to_tensor(bias[None, :]))
-    for between_layer in between:
-        if isinstance(between_layer, unit_removal.ELEMENTWISE):
-            value = between_layer(value)
-    return keras.ops.convert_to_numpy(value).astype(np.float64)[0]
+def _why_channel_stays(
+    channel: int, zero: dict[str, set[int]], constants: dict[str, Any], group
+) -> str:
+    """Returns why a zero channel of a group stays, or '' if it can go."""
+    for layer in group.producers:
+        if channel not in zero[layer.name]:
+            return (
+                f"it is tied (by a merge) to unit {channel} of {layer.name!r}, "
+                "which is not zero"
+            )
+    for reader in group.readers:
+        constant = constants[reader.layer.name]
+        if isinstance(constant, str):
+            return constant
+        why = _why_constant_stays(constant[channel], reader.layer)
+        if why:
+            return why
+    return ""
 
 
-def _remove_units_of(
+def _remove_group_units(
     layer: Any,
     graph: ModelGraph,
-    weights: dict[str, unit_removal.LayerWeights],
+    weights: dict[str, Any],
     tolerance: float,
-) -> UnitRemoval:
-    """Removes `layer`'s zero units where possible, editing `weights`."""
+) -> list[UnitRemoval]:
+    """Removes the zero channels of `layer`'s group where possible.
+
+    Returns one `UnitRemoval` per producer of the group (`layer` alone when
+    its units cannot be removed).
+    """
     own = weights[layer.name]
     units = own.kernel.shape[-1]
-    zero = _zero_units(own.kernel, tolerance)
-    if not zero:
-        return UnitRemoval(layer.name, units, units, (), ())
-    chain = unit_removal.successor_chain(layer, graph)
-    reason = unit_removal.why_units_stay(chain, layer, graph, set(weights))
-    if reason:
-        return UnitRemoval(
-            layer.name, units, units, (), tuple((n, reason) for n in zero)
-        )
-    bias = np.zeros(units, own.kernel.dtype) if own.bias is None else own.bias
-    constants = _unit_constants(layer, bias, chain.between)
-    removed, kept = [], []
-    for n in zero:
-        why = _why_constant_stays(constants[n], chain.successor)
-        if why:
-            kept.append((n, why))
-        else:
-            removed.append(n)
+    zero_here = _zero_units(own.kernel, tolerance)
+    if not zero_here:
+        return [UnitRemoval(layer.name, units, units, (), ())]
+    editable = {name for name, w in weights.items() if isinstance(w, LayerWeights)}
+    group = channel_group(graph, layer, editable)
+    if group.blocked:
+        kept = tuple((n, group.blocked) for n in zero_here)
+        return [UnitRemoval(layer.name, units, units, (), kept)]
+    for sliced in group.sliced:
+        weights.setdefault(sliced.name, ChannelwiseWeights.of(sliced))
+    zero = {
+        producer.name: set(_zero_units(weights[producer.name].kernel, tolerance))
+        for producer in group.producers
+    }
+    constants = channel_constants(group, graph, weights)
+    candidates = sorted(set.union(*zero.values()))
+    why = {n: _why_channel_stays(n, zero, constants, group) for n in candidates}
+    removed = [n for n in candidates if not why[n]]
     if len(removed) == units:
-        kept.append((removed.pop(), "a layer keeps at least one unit"))
+        why[removed.pop()] = "a layer keeps at least one unit"
     if removed:
-        unit_removal.drop_units(layer, chain, weights, removed, constants[removed])
-    return UnitRemoval(
-        layer.name, units, units - len(removed), tuple(removed), tuple(sorted(kept))
-    )
+        unit_removal.drop_channels(
+            group,
+            weights,
+            removed,
+            {name: value[removed] for name, value in constants.items()},
+        )
+    return [
+        UnitRemoval(
+            producer.name,
+            units,
+            units - len(removed),
+            tuple(removed),
+            tuple((n, why[n]) for n in sorted(zero[producer.name]) if why[n]),
+        )
+        for producer in group.producers
+    ]
 
 
 def remove_zero_units(
@@ -332,10 +362,13 @@ def remove_zero_units(
     tolerance = _check_tolerance(tolerance)
     graph = ModelGraph(model)
     layers = compressible_layers(model)
-    weights = {layer.name: unit_removal.LayerWeights.of(layer) for layer in layers}
-    report = tuple(
-        _remove_units_of(layer, graph, weights, tolerance) for layer in layers
-    )
+    weights: dict[str, Any] = {layer.name: LayerWeights.of(layer) for layer in layers}
+    done: dict[str, UnitRemoval] = {}
+    for layer in layers:
+        if layer.name not in done:
+            for entry in _remove_group_units(layer, graph, weights, tolerance):
+                done[entry.name] = entry
+    report = tuple(done[layer.name] for layer in layers)
     return unit_removal.rebuilt(model, weights), report
 
 
