@@ -11,7 +11,7 @@ from trainer_runs import run as run_trainer
 from keras_rank.analysis.config import AnalysisConfig
 from keras_rank.analysis.pruning_criteria import CRITERIA
 from keras_rank.analysis.report import report_blocks
-from keras_rank.analysis.run import analyze
+from keras_rank.analysis.run import _first_prunable, analyze
 from keras_rank.analysis.units import with_unit_matrix
 from keras_rank.core import costs
 from keras_rank.core.errors import ConfigError
@@ -297,3 +297,14 @@ def test_a_layer_without_history_is_drawn_once_and_the_report_names_others(
     assert [frame["label"] for frame in graph["frames"]] == ["final weights"]
     assert "--record_units=conv" in graph["source"]
     assert "recorded: hidden" in graph["source"]
+
+
+def test_the_default_layer_is_the_first_the_default_grid_fits():
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(1, name="rank_1_factor")(inputs)  # A low-rank pair's u.
+    x = keras.layers.Dense(8, name="hidden")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(x))
+    assert _first_prunable(model, AnalysisConfig(model_path="m.keras")) == "hidden"
+    narrow = AnalysisConfig(model_path="m.keras", prune_units=(8,))
+    with pytest.raises(ConfigError, match="wider than every count of --prune_units=8"):
+        _first_prunable(model, narrow)

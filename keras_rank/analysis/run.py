@@ -54,18 +54,25 @@ HALF = 0.5
 """The share of units at which the report compares the criteria."""
 
 
-def _first_prunable(model: keras.Model) -> str:
-    """Returns the first Dense/Conv2D layer whose units can be removed."""
+def _first_prunable(model: keras.Model, config: AnalysisConfig) -> str:
+    """Returns the first Dense/Conv2D layer whose units `config`'s grid can prune.
+
+    A layer is skipped when its units cannot be removed, or when it is too
+    narrow for every count of `prune_units` (a rank-1 factor of a low-rank
+    pair cannot lose 60 % of its one unit).
+    """
     for layer in matrix_layers(model):
         try:
             pruning.check_prunable(model, layer.name)
+            config.counts(pruning.layer_width(model, layer.name))
         except ConfigError:
             continue
         return layer.name
     raise ConfigError(
         "Expected a model with a Dense or Conv2D layer whose units can be "
         "removed (its channels read only by Dense/Conv2D layers, through "
-        "layers that keep channels apart). Received: "
+        "layers that keep channels apart) and that is wider than every count "
+        f"of --prune_units={','.join(map(str, config.prune_units))}. Received: "
         f"layers {[layer.name for layer in model.layers]}"
     )
 
@@ -257,7 +264,7 @@ def analyze(config: AnalysisConfig, workdir: str | os.PathLike) -> dict[str, Any
     path = make_writable_folder(workdir, "workdir")
     loaded = user_models.load_model_file(config.model_path)
     model = deployable_model(loaded)
-    layer = config.layer or _first_prunable(model)
+    layer = config.layer or _first_prunable(model, config)
     pruning.check_prunable(model, layer)
     config.counts(pruning.layer_width(model, layer))
     evaluator = ModelEvaluator(config.train_config())
