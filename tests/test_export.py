@@ -313,3 +313,18 @@ def test_trainer_exports_named_models_against_a_baseline(tiny_idx, tmp_path):
     assert results["baseline"] == "baseline"
     assert "| DLRA λ=20 | float32 |" in result.stdout
     assert (tmp_path / "out" / "DLRA_λ_20" / "float32.tflite").is_file()
+
+
+def test_qat_of_a_model_tf_keras_cannot_rebuild_stops_before_writing(
+    tiny_idx, tmp_path
+):
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Flatten(name="flat")(inputs)
+    x = keras.layers.Dense(8, activation="hard_silu", name="hidden")(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    config = ExportConfig(
+        formats="float32,qat_int8", data=str(tiny_idx), latency_invocations=1, verbose=0
+    )
+    with pytest.raises(ExportError, match="leave qat_int8 out of --formats"):
+        export_models({"mine": model}, tmp_path / "out", config)
+    assert not (tmp_path / "out").exists()

@@ -49,6 +49,27 @@ def worker_failure(stderr: str, returncode: int) -> ExportError:
     return ExportError(f"The QAT worker failed with exit code {returncode}: {last}")
 
 
+def check_rebuildable(model: keras.Model, name: str) -> None:
+    """Raises `ExportError` unless the QAT worker can rebuild `model` in tf_keras.
+
+    Run before anything is written, so that a model the bridge refuses
+    (an activation or operation tf_keras lacks) stops the export at once.
+
+    Args:
+        model: A deployable (plain) model.
+        name: Its name in the export, for the message.
+    """
+    from keras_rank.export.tf_keras_bridge import to_tf_keras  # tf_keras only
+
+    try:
+        to_tf_keras(model)
+    except ExportError as error:
+        raise ExportError(
+            f"{error} (model {name!r}). qat_int8 needs it rebuilt in tf_keras; "
+            "leave qat_int8 out of --formats to export the other formats."
+        ) from None
+
+
 def quantization_aware_int8(
     model: keras.Model,
     path: str | os.PathLike,

@@ -162,13 +162,17 @@ def export_models(
     Raises:
         ConfigError: Bad names, an unwritable workdir, or a model that does
             not fit the data.
-        ExportError: A model needs an op LiteRT's builtins lack.
+        ExportError: A model needs an op LiteRT's builtins lack, or (with
+            qat_int8) one tf_keras cannot rebuild; the latter before anything
+            is written.
     """
     _check_models(models, baseline)
-    path = make_writable_folder(workdir)
     splits = config.load_splits()
-    for model in models.values():
+    for name, model in models.items():
         user_models.check_fits_data(model, splits.input_shape, splits.num_classes)
+        if "qat_int8" in config.formats:
+            qat.check_rebuildable(deployable_model(model), name)
+    path = make_writable_folder(workdir)
     representative = (
         representative_examples(
             splits.train, config.representative_examples, config.seed
