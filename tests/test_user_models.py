@@ -163,3 +163,28 @@ def test_functional_copy_flattens_nested_models_renaming_taken_names():
     assert len(copy.weights) == 6
     x = np.random.default_rng(0).random((3, 5), dtype=np.float32)
     np.testing.assert_allclose(copy(x), model(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_functional_copy_splits_separable_convs_into_the_layers_they_compute(use_bias):
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((9, 9, 3))
+    separable = keras.layers.SeparableConv2D(
+        5, 3, strides=2, depth_multiplier=2, activation="relu", use_bias=use_bias,
+        padding="same", name="sep",
+    )  # fmt: skip
+    x = separable(inputs)
+    outputs = keras.layers.Dense(2, name="out")(keras.layers.Flatten(name="flat")(x))
+    model = keras.Sequential(
+        [inputs, separable, keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
+    for made in (keras.Model(inputs, outputs), model):
+        copy = user_models.as_functional_copy(made)
+        kinds = [type(layer).__name__ for layer in copy.layers[1:3]]
+        assert kinds == ["DepthwiseConv2D", "Conv2D"]
+        assert [layer.name for layer in copy.layers[1:3]] == [
+            "sep_depthwise",
+            "sep_pointwise",
+        ]
+        x = np.random.default_rng(0).random((2, 9, 9, 3), dtype=np.float32)
+        np.testing.assert_allclose(copy(x), made(x), atol=1e-5)

@@ -14,6 +14,7 @@ import keras
 from keras.src.models.functional import Functional
 
 from keras_rank.core.errors import ConfigError
+from keras_rank.core.separable import split_separable_convs
 
 SUPPORTED_KINDS = "Functional (keras.Model(inputs, outputs)) and Sequential"
 
@@ -103,7 +104,10 @@ def as_functional_copy(model: keras.Model) -> keras.Model:
     would not share, which would detach optimizer slots from their
     variables). Nested Functional and Sequential models are flattened: their
     layers are called in place (and so can be compressed), a layer whose
-    name is already taken renamed ``<nested model>_<layer>``.
+    name is already taken renamed ``<nested model>_<layer>``. Each
+    SeparableConv2D ``s`` becomes ``s_depthwise`` and ``s_pointwise``, the
+    DepthwiseConv2D and 1x1 Conv2D it computes (`keras_rank.core.separable`),
+    so that its pointwise matrix is compressed like any 1x1 convolution.
 
     Args:
         model: A built Functional or Sequential model.
@@ -125,6 +129,8 @@ def as_functional_copy(model: keras.Model) -> keras.Model:
         graph = keras.Model(_single(inputs), _single(outputs), name=model.name)
     copy = graph.__class__.from_config(graph.get_config())
     copy.set_weights(graph.get_weights())
+    if any(type(layer) is keras.layers.SeparableConv2D for layer in copy.layers):
+        copy = split_separable_convs(copy)
     return copy
 
 
