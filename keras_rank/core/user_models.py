@@ -43,18 +43,21 @@ def _is_graph_model(operation) -> bool:
 def _flat_graph(model: keras.Model) -> keras.Model:
     """Returns `model` with its nested models' layers called in their place.
 
-    A layer of a nested model whose name is taken (by a layer of the outer
-    model or of another nested model) is replaced by a copy named
-    ``<nested model>_<layer>``, with its weights.
+    A layer (or operation) of a nested model whose name is taken (by one of
+    the outer model or of another nested model) is replaced by a copy named
+    ``<nested model>_<layer>``, with its weights. Reads Keras's graph
+    through its private ``_functional`` and ``_run_through_graph``.
     """
-    names = {layer.name for layer in model.layers if not _is_graph_model(layer)}
+    graph = model._functional if isinstance(model, keras.Sequential) else model
+    outer = {id(op) for op in graph.operations if not _is_graph_model(op)}
+    names = {op.name for op in graph.operations if id(op) in outer}
     used: dict[int, object] = {}
     copies = []
 
     def operation_fn(operation):
         if _is_graph_model(operation) or id(operation) in used:
             return used.get(id(operation), operation)
-        if operation.name in names and operation not in model.layers:
+        if operation.name in names and id(operation) not in outer:
             name, number = f"{owner[-1]}_{operation.name}", 1
             while name in names:
                 name, number = f"{owner[-1]}_{operation.name}_{number}", number + 1
@@ -86,10 +89,9 @@ def _flat_graph(model: keras.Model) -> keras.Model:
         finally:
             owner.pop()
 
-    graph = model._functional if isinstance(model, keras.Sequential) else model
     outputs = graph._run_through_graph(model.inputs, operation_fn, call_fn=call)
     for old, new in copies:
-        if old.weights:
+        if getattr(old, "weights", None):
             new.set_weights(old.get_weights())
     return keras.Model(_single(model.inputs), outputs, name=model.name)
 
