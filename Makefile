@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 WORKDIR ?= runs/main
 SEARCH_WORKDIR ?= runs/search
 
-.PHONY: run search test test-fast lint clean
+.PHONY: run search test test-fast test-applications lint clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ search: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not applications"
+
+# keras.applications' MobileNetV2 and MobileNetV3Small through every method,
+# the export and the analysis: about 25 minutes on 2 cores, so not in `test`.
+test-applications: $(STAMP)
+	$(PY) -m pytest -q -m applications
 
 # The fast tier for the edit loop: every test but the slow, multi-worker and browser ones.
 test-fast: $(STAMP)

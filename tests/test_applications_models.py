@@ -4,7 +4,9 @@ MobileNetV2 (depthwise, BatchNormalization, ReLU6, inverted residual Adds)
 and MobileNetV3Small (hard-swish written as tensor arithmetic,
 squeeze-and-excite Multiply gates), built with weights=None at 32x32x3, as
 a user brings them: saved to a .keras file, trained for one epoch on a tiny
-image folder.
+image folder. About 25 minutes on 2 cores (big graphs to trace in every
+run, an analysis per layer), so `make test` leaves them out and
+`make test-applications` runs them.
 """
 
 import json
@@ -26,7 +28,7 @@ from keras_rank.prox.config import ProxConfig
 from keras_rank.prox.run import train_prox
 from keras_rank.training import NoCompression, TrainConfig, run_method
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.applications]
 
 
 def _rgb(count, seed):
