@@ -162,3 +162,19 @@ def test_pruning_refuses_blocked_channels_with_the_reason():
     model = models.build_model("resnet20", (12, 12, 1), 10)
     with pytest.raises(ConfigError, match="they reach a model output"):
         prune_units(model, "dense_1", [0])
+
+
+def test_a_reader_shared_by_two_tied_branches_reads_the_group_at_every_call():
+    inputs = keras.Input((6,))
+    a = keras.layers.Dense(4, name="a")(inputs)
+    b = keras.layers.Dense(4, name="b")(inputs)
+    shared = keras.layers.Dense(3, name="shared")
+    x = keras.layers.Add(name="sum")([shared(a), shared(b)])
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
+    # a and b are separate groups, each read by one call of `shared`.
+    assert "is shared and reads other channels" in _group(model, "a").blocked
+    tied = keras.layers.Add(name="tie")([a, b])
+    x = keras.layers.Add(name="sum2")([shared(tied), shared(a)])
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out2")(x))
+    group = _group(model, "a")  # b joins through the tie: both calls read it.
+    assert group.blocked == "" and _names(group.producers) == ["a", "b"]

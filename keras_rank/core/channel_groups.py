@@ -282,9 +282,13 @@ class _Walk:
             self.block(f"{_describe(layer)} is shared and reads them differently")
             return
         self.readers[id(layer)] = (layer, rows)
-        for call in self.graph.calls(layer):
-            if id(call.input_tensors[0]) not in self.maps:
-                self.block(f"{_describe(layer)} is shared and reads other channels")
+
+    def check_shared_readers(self) -> None:
+        """Blocks when a reader has a call that does not read the channels."""
+        for layer, _ in self.readers.values():
+            for call in self.graph.calls(layer):
+                if id(call.input_tensors[0]) not in self.maps:
+                    self.block(f"{_describe(layer)} is shared and reads other channels")
 
     def group(self) -> ChannelGroup:
         sliced = {
@@ -323,4 +327,5 @@ def channel_group(graph: ModelGraph, layer: Any, editable: set[str]) -> ChannelG
     """
     walk = _Walk(graph, layer, editable)
     walk.run(layer)
+    walk.check_shared_readers()
     return walk.group()
