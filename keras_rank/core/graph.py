@@ -6,6 +6,9 @@ a built Sequential one, which holds a functional model) is the set of nodes
 between its symbolic inputs and outputs. :class:`ModelGraph` indexes those
 nodes once and answers questions about layers in that graph:
 
+* :meth:`ModelGraph.calls`, :meth:`ModelGraph.producer`,
+  :meth:`ModelGraph.readers`, :meth:`ModelGraph.is_output`: the nodes
+  themselves, for walks of one's own (`keras_rank.core.channel_groups`);
 * :meth:`ModelGraph.call_count`: how many times the model calls a layer;
 * :meth:`ModelGraph.sources`: where a layer's input comes from, looking
   through layers a predicate accepts (model inputs included);
