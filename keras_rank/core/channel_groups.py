@@ -168,10 +168,11 @@ class _Walk:
         self.tensors[id(tensor)] = tensor
         self.pending.append(tensor)
 
-    def add_producer(self, layer: Any) -> None:
+    def add_producer(self, layer: Any, *, start: bool = False) -> None:
+        """Adds a producer (the caller checks the start layer's kind itself)."""
         if id(layer) in self.producers:
             return
-        if layer.name not in self.editable:
+        if not start and layer.name not in self.editable:
             self.block(
                 f"they come from {_describe(layer)} too, which cannot lose units"
             )
@@ -187,7 +188,7 @@ class _Walk:
                 self.join(tensor, identity)
 
     def run(self, start: Any) -> None:
-        self.add_producer(start)
+        self.add_producer(start, start=True)
         while self.pending and not self.blocked:
             tensor = self.pending.pop()
             if self.graph.is_output(tensor):
@@ -319,7 +320,7 @@ def channel_group(graph: ModelGraph, layer: Any, editable: set[str]) -> ChannelG
         graph: The model's graph.
         layer: A Dense or Conv2D layer of the model.
         editable: Names of the Dense/Conv2D layers that can lose units or
-            inputs.
+            inputs (whether `layer` itself is one is the caller's to check).
 
     Returns:
         The group; `ChannelGroup.blocked` says why its channels cannot be
