@@ -178,3 +178,13 @@ def test_a_reader_shared_by_two_tied_branches_reads_the_group_at_every_call():
     model = keras.Model(inputs, keras.layers.Dense(2, name="out2")(x))
     group = _group(model, "a")  # b joins through the tie: both calls read it.
     assert group.blocked == "" and _names(group.producers) == ["a", "b"]
+
+
+def test_pruning_a_layer_no_method_edits_says_what_can_be_pruned():
+    inputs = keras.Input((7, 7, 2))
+    x = keras.layers.Conv2D(3, 3, dilation_rate=2, name="dilated")(inputs)
+    x = keras.layers.Conv2D(3, 1, name="next")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(x))
+    with pytest.raises(ConfigError, match="units cannot go: it is not Dense, and"):
+        prune_units(model, "dilated", [0])
