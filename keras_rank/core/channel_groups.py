@@ -146,7 +146,6 @@ class _Walk:
         self.editable = editable
         self.channels = int(layer.compute_output_shape(_input_shape(layer))[-1])
         self.maps: dict[int, np.ndarray] = {}
-        self.tensors: dict[int, Any] = {}
         self.producers: dict[int, Any] = {}
         self.readers: dict[int, tuple[Any, np.ndarray]] = {}
         self.nodes: dict[int, Any] = {}
@@ -165,7 +164,6 @@ class _Walk:
                 self.block("a merge combines the channels at different coordinates")
             return
         self.maps[id(tensor)] = rows
-        self.tensors[id(tensor)] = tensor
         self.pending.append(tensor)
 
     def add_producer(self, layer: Any, *, start: bool = False) -> None:
