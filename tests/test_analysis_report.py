@@ -16,8 +16,8 @@ from keras_rank.analysis.units import with_unit_matrix
 from keras_rank.core import costs
 from keras_rank.core.errors import ConfigError
 from keras_rank.core.layer_matrices import unit_matrix
+from keras_rank.core.tflite_file import LiteRTModel
 from keras_rank.export import export_litert
-from keras_rank.export.tflite_file import LiteRTModel
 from keras_rank.layers import LowRankDense
 from keras_rank.layers.deployable import deployable_size
 from keras_rank.layers.factorize import clone_replacing, factorize_model

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from keras_rank.core.costs import layer_cost
+from keras_rank.core.tflite_file import read_summary
 from keras_rank.export.litert import export_litert
-from keras_rank.export.tflite_file import read_summary
 
 GRAPHS = {
     "conv": ((8, 8, 3), lambda x: keras.layers.Conv2D(4, 3)(x), True),

@@ -11,6 +11,12 @@ from trainer_runs import run
 
 from keras_rank import LowRankDense
 from keras_rank.core.errors import ConfigError, ExportError
+from keras_rank.core.tflite_file import (
+    LiteRTModel,
+    check_builtin_only,
+    measure_latency,
+    read_summary,
+)
 from keras_rank.data import load_splits
 from keras_rank.export import (
     ExportConfig,
@@ -21,12 +27,6 @@ from keras_rank.export import (
 )
 from keras_rank.export.litert import layer_of_op
 from keras_rank.export.representative import representative_examples
-from keras_rank.export.tflite_file import (
-    LiteRTModel,
-    check_builtin_only,
-    measure_latency,
-    read_summary,
-)
 from keras_rank.layers.factorize import factorize_model
 
 

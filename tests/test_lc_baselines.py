@@ -185,7 +185,9 @@ def test_energy_threshold_for_budget_below_rank_one_is_refused():
 
 
 def test_baselines_refuse_mismatched_layer_lists():
-    with pytest.raises(ConfigError, match="one alpha and one dense_cost per layer"):
+    with pytest.raises(
+        ConfigError, match="one alpha, one dense_cost and one offset per layer"
+    ):
         baselines.greedy_ranks_under_budget([np.ones(2)] * 2, [1.0], [4.0, 4.0], 10)
     with pytest.raises(ConfigError, match="Expected alpha > 0"):
         baselines.energy_threshold_for_budget([np.ones(2)], [0.0], [4.0], 10)

@@ -39,8 +39,10 @@ def random_matrix(shape, seed):
     return (u[:, :k] * np.sort(s)[::-1] @ v[:, :k].T).astype(np.float32)
 
 
-def brute_force_objectives(matrix, alpha, dense_cost, lam, mu, min_rank=0):
+def brute_force_objectives(matrix, alpha, dense_cost, lam, mu, min_rank=0, offset=0.0):
     """Objective of eq. 4 for every rank r >= min_rank, from NumPy truncations.
+
+    A rank r costs ``offset + alpha r`` (the latency criterion's fixed cost).
 
     A rank not cheaper than dense keeps the full matrix (cost dense_cost,
     error 0). The dense option itself needs no entry: when rank R is cheaper
@@ -50,10 +52,10 @@ def brute_force_objectives(matrix, alpha, dense_cost, lam, mu, min_rank=0):
     u, s, vt = np.linalg.svd(m, full_matrices=False)
     objectives = {}
     for r in range(min_rank, len(s) + 1):
-        if alpha * r >= dense_cost:
+        if offset + alpha * r >= dense_cost:
             cost, error = dense_cost, 0.0
         else:
-            cost = alpha * r
+            cost = offset + alpha * r
             error = np.linalg.norm(m - (u[:, :r] * s[:r]) @ vt[:r]) ** 2
         objectives[r] = lam * cost + mu / 2 * error
     return objectives
@@ -61,9 +63,11 @@ def brute_force_objectives(matrix, alpha, dense_cost, lam, mu, min_rank=0):
 
 @pytest.mark.parametrize("name,shape,alpha,dense_cost", COSTS)
 @pytest.mark.parametrize("min_rank", [0, 1])
+@pytest.mark.parametrize("offset_share", [0.0, 0.1])
 def test_c_step_rank_beats_every_other_rank_brute_force(
-    name, shape, alpha, dense_cost, min_rank
+    name, shape, alpha, dense_cost, min_rank, offset_share
 ):
+    offset = offset_share * dense_cost
     ranks_seen = set()
     for seed in range(2):
         matrix = random_matrix(shape, seed)
@@ -71,9 +75,11 @@ def test_c_step_rank_beats_every_other_rank_brute_force(
         for lam_scale in LAM_SCALES:
             for mu in MUS:
                 lam = lam_scale * mu * norm2 / dense_cost
-                result = lc.c_step(matrix, alpha, dense_cost, lam, mu, min_rank)
+                result = lc.c_step(
+                    matrix, alpha, dense_cost, lam, mu, min_rank, offset=offset
+                )
                 brute = brute_force_objectives(
-                    matrix, alpha, dense_cost, lam, mu, min_rank
+                    matrix, alpha, dense_cost, lam, mu, min_rank, offset
                 )
                 best = min(brute.values())
                 tol = 1e-5 * (1.0 + abs(best))
@@ -82,7 +88,7 @@ def test_c_step_rank_beats_every_other_rank_brute_force(
                 ranks_seen.add((result.rank, result.dense))
     # The grid reaches full rank, the smallest rank and ranks in between.
     full = min(shape)
-    assert (full, alpha * full >= dense_cost) in ranks_seen
+    assert (full, offset + alpha * full >= dense_cost) in ranks_seen
     assert (min_rank, False) in ranks_seen
     assert len(ranks_seen) >= 3
 
@@ -157,6 +163,26 @@ def test_rank_cost_and_stays_dense():
     )
     assert not linalg.stays_dense(2, 10.0, 25.0)
     assert linalg.stays_dense(3, 10.0, 30.0)
+    # A fixed cost of the low-rank form moves the break-even rank down.
+    np.testing.assert_array_equal(
+        lc.rank_cost(np.arange(4), 10.0, 25.0, offset=6.0), [6.0, 16.0, 25.0, 25.0]
+    )
+    assert linalg.stays_dense(2, 10.0, 25.0, offset=6.0)
+    assert not linalg.stays_dense(1, 10.0, 25.0, offset=6.0)
+
+
+def test_an_offset_keeps_a_layer_dense_that_a_linear_cost_would_split():
+    s = np.array([2.0, 1.0, 0.1])  # rank 2 drops 0.01 of the squared norm
+    # Linear cost: rank 2 (cost 2) beats dense (cost 3) at lam = 0.5, mu = 2.
+    linear = lc.select_rank(s, alpha=1.0, dense_cost=3.0, lam=0.5, mu=2.0)
+    assert (linear.rank, linear.dense) == (2, False)
+    # Two ops' fixed cost of 1.5: every rank >= 2 costs as much as dense.
+    timed = lc.select_rank(s, alpha=1.0, dense_cost=3.0, lam=0.5, mu=2.0, offset=1.5)
+    assert (timed.rank, timed.dense, timed.cost) == (3, True, 3.0)
+    # A rank whose cost with the offset equals dense_cost is dense.
+    s = np.array([2.0, 1.0])
+    tied = lc.select_rank(s, alpha=1.0, dense_cost=3.0, lam=0.0, mu=2.0, offset=1.0)
+    assert (tied.rank, tied.dense) == (2, True)
 
 
 # ------------------------------------------------------------------ robust_svd
@@ -258,7 +284,6 @@ def test_mu_schedule_is_geometric():
 # ----------------------------------------------------------------- bad input
 
 
-
 @pytest.mark.parametrize(
     "kwargs,message",
     [
@@ -268,6 +293,8 @@ def test_mu_schedule_is_geometric():
         ({"mu": 0.0}, "Expected mu > 0. Received: mu=0.0"),
         ({"min_rank": 4}, "Expected min_rank in [0, 3]. Received: min_rank=4"),
         ({"min_rank": -1}, "Expected min_rank in [0, 3]. Received: min_rank=-1"),
+        ({"offset": -1.0}, "Expected offset >= 0. Received: offset=-1.0"),
+        ({"offset": math.inf}, "Expected offset >= 0. Received: offset=inf"),
     ],
 )
 def test_select_rank_bad_input(kwargs, message):

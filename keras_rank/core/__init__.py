@@ -2,6 +2,7 @@
 
 Errors and their checks, the layer-matrix registry (a layer's weights as one
 matrix and back), the rule of which layers can be compressed, the layer
-graph, costs, model surgery, unit removal, users' model files and work
-directories. Nothing here imports another keras_rank package.
+graph, costs, model surgery, unit removal, users' model files, work
+directories, and reading, running and timing LiteRT files. Nothing here
+imports another keras_rank package.
 """

@@ -14,7 +14,9 @@ class SVDError(KerasRankError):
     """An SVD failed or returned non-finite values in float32 and in float64."""
 
 
-def stays_dense(rank: int, alpha: float, dense_cost: float) -> bool:
+def stays_dense(
+    rank: int, alpha: float, dense_cost: float, offset: float = 0.0
+) -> bool:
     """Returns True when a rank is not cheaper than the full matrix.
 
     A layer at such a rank is kept as a full matrix and charged ``dense_cost``.
@@ -23,8 +25,10 @@ def stays_dense(rank: int, alpha: float, dense_cost: float) -> bool:
         rank: A rank >= 0.
         alpha: Cost per unit of rank.
         dense_cost: Cost of the full matrix.
+        offset: Fixed cost of the low-rank form (its two ops' time under the
+            latency criterion; 0 otherwise).
     """
-    return bool(alpha * rank >= dense_cost)
+    return bool(offset + alpha * rank >= dense_cost)
 
 
 def _svd_in(matrix: tf.Tensor, dtype: tf.DType) -> tuple[tf.Tensor, ...] | None:

@@ -28,10 +28,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from keras_rank.core import costs, user_models
+from keras_rank.core import costs, tflite_file, user_models
 from keras_rank.core.errors import ConfigError
 from keras_rank.core.workdirs import make_writable_folder
-from keras_rank.export import litert, qat, report, tflite_file
+from keras_rank.export import litert, qat, report
 from keras_rank.export.config import ExportConfig
 from keras_rank.export.representative import representative_examples
 from keras_rank.layers.deployable import deployable_model

@@ -14,12 +14,14 @@ import tensorflow as tf
 
 from keras_rank.core.cloning import clone_replacing
 from keras_rank.core.compressible import compressible_layers
+from keras_rank.core.errors import ConfigError
 from keras_rank.core.layer_matrices import (
     conv_matrix_shape,
     kernel_as_matrix,
     kernel_from_matrix,
 )
 from keras_rank.layers import LowRankConv2D, LowRankDense
+from keras_rank.layers.latency import LatencyTable
 from keras_rank.layers.low_rank_conv import conv2d_rank_costs
 from keras_rank.layers.low_rank_dense import dense_rank_costs
 
@@ -35,6 +37,8 @@ class LayerSpec:
         max_rank: Largest rank of its matrix, min(a, b).
         alpha: Cost of one unit of rank under the criterion.
         dense_cost: Cost of the full (unfactorized) layer under the criterion.
+        offset: Fixed cost of the low-rank form: 0 for flops and storage, the
+            fitted time of its two ops for latency.
     """
 
     name: str
@@ -43,6 +47,7 @@ class LayerSpec:
     max_rank: int
     alpha: float
     dense_cost: float
+    offset: float = 0.0
 
     def matrix(self, kernel: tf.Tensor) -> tf.Tensor:
         """Returns the layer's weight matrix (inputs x outputs) of `kernel`."""
@@ -54,16 +59,41 @@ class LayerSpec:
 
     def cost(self, rank: int, dense: bool) -> float:
         """C_k(r): the layer's cost at `rank`, or as a full layer."""
-        return self.dense_cost if dense else self.alpha * rank
+        return self.dense_cost if dense else self.offset + self.alpha * rank
 
 
-def layer_spec(layer: keras.layers.Layer, criterion: str, scheme: int) -> LayerSpec:
-    """Returns LC's view of a Dense or Conv2D layer for a cost criterion."""
+def layer_spec(
+    layer: keras.layers.Layer,
+    criterion: str,
+    scheme: int,
+    latency: LatencyTable | None = None,
+) -> LayerSpec:
+    """Returns LC's view of a Dense or Conv2D layer for a cost criterion.
+
+    Args:
+        layer: A built Dense or Conv2D layer.
+        criterion: "flops" (MACs), "storage" or "params" (parameters), or
+            "latency" (LiteRT microseconds, from `latency`).
+        scheme: The conv scheme, 1 or 2.
+        latency: The table of measured latencies; needed for "latency".
+
+    Raises:
+        ConfigError: The criterion is "latency" and no table is given.
+    """
     if isinstance(layer, keras.layers.Conv2D):
         rank_costs, layer_scheme = conv2d_rank_costs(layer, scheme), scheme
     else:
         rank_costs, layer_scheme = dense_rank_costs(layer), None
-    if criterion == "flops":
+    offset = 0.0
+    if criterion == "latency":
+        if latency is None:
+            raise ConfigError(
+                "The latency criterion needs a LatencyTable (where its timings "
+                f"are cached). Received: latency=None for layer {layer.name!r}"
+            )
+        timed = latency.costs(layer, scheme)
+        alpha, dense, offset = timed.per_rank_us, timed.dense_us, timed.offset_us
+    elif criterion == "flops":
         alpha, dense = rank_costs.macs_per_rank, rank_costs.dense_macs
     else:
         alpha, dense = rank_costs.params_per_rank, rank_costs.dense_params
@@ -79,13 +109,27 @@ def layer_spec(layer: keras.layers.Layer, criterion: str, scheme: int) -> LayerS
         max_rank=min(rows, cols),
         alpha=float(alpha),
         dense_cost=float(dense),
+        offset=float(offset),
     )
 
 
-def layer_specs(model: keras.Model, criterion: str, scheme: int) -> list[LayerSpec]:
-    """Returns the specs of every compressible layer of `model`, in order."""
+def layer_specs(
+    model: keras.Model,
+    criterion: str,
+    scheme: int,
+    latency: LatencyTable | None = None,
+) -> list[LayerSpec]:
+    """Returns the specs of every compressible layer of `model`, in order.
+
+    Args:
+        model: A Functional or Sequential model.
+        criterion: As :func:`layer_spec`.
+        scheme: The conv scheme, 1 or 2.
+        latency: The table of measured latencies; needed for "latency".
+    """
     return [
-        layer_spec(layer, criterion, scheme) for layer in compressible_layers(model)
+        layer_spec(layer, criterion, scheme, latency)
+        for layer in compressible_layers(model)
     ]
 
 

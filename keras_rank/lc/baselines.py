@@ -6,8 +6,10 @@ array per layer, descending, in the matrix layout of
 builds the low-rank net and fine-tunes it.
 
 Costs follow :func:`keras_rank.lc.c_step.rank_cost`: layer k at rank r costs
-``min(alpha_k * r, dense_cost_k)``, and a rank that is not cheaper than dense
-(:func:`keras_rank.core.linalg.stays_dense`) means the layer stays full.
+``min(offset_k + alpha_k * r, dense_cost_k)`` (offsets 0 unless given: the
+latency criterion's fixed time of a low-rank pair), and a rank that is not
+cheaper than dense (:func:`keras_rank.core.linalg.stays_dense`) means the
+layer stays full.
 
 * Baseline 1 (Zhang et al.): :func:`greedy_ranks_under_budget`, the largest
   singular values over all layers, one rank at a time, under a cost budget.
@@ -56,16 +58,22 @@ def _spectra(singular_values: Sequence[Spectrum]) -> list[np.ndarray]:
 
 
 def _check_costs(
-    spectra: list[np.ndarray], alphas: Sequence[float], dense_costs: Sequence[float]
-) -> None:
-    if not len(spectra) == len(alphas) == len(dense_costs):
+    spectra: list[np.ndarray],
+    alphas: Sequence[float],
+    dense_costs: Sequence[float],
+    offsets: Sequence[float] | None,
+) -> list[float]:
+    """Checks the per-layer costs; returns the offsets (zeros if None)."""
+    offsets = [0.0] * len(spectra) if offsets is None else list(offsets)
+    if not len(spectra) == len(alphas) == len(dense_costs) == len(offsets):
         raise ConfigError(
-            "Expected one alpha and one dense_cost per layer. Received: "
-            f"{len(spectra)} layers, {len(alphas)} alphas, "
-            f"{len(dense_costs)} dense_costs"
+            "Expected one alpha, one dense_cost and one offset per layer. "
+            f"Received: {len(spectra)} layers, {len(alphas)} alphas, "
+            f"{len(dense_costs)} dense_costs, {len(offsets)} offsets"
         )
-    for alpha, dense_cost in zip(alphas, dense_costs, strict=True):
-        check_rank_cost(alpha, dense_cost)
+    for alpha, dense_cost, offset in zip(alphas, dense_costs, offsets, strict=True):
+        check_rank_cost(alpha, dense_cost, offset)
+    return offsets
 
 
 def _check_budget(budget: float, least: float, what: str) -> None:
@@ -80,12 +88,13 @@ def greedy_ranks_under_budget(
     alphas: Sequence[float],
     dense_costs: Sequence[float],
     budget: float,
+    offsets: Sequence[float] | None = None,
 ) -> list[int]:
     """Baseline 1: keeps the largest singular values over all layers.
 
     Approximately maximises ``sum_k sum_{i <= r_k} s_ki`` (the kept singular
     values; all of them for a layer that stays dense) subject to
-    ``sum_k min(alpha_k r_k, dense_cost_k) <= budget``, with the paper's
+    ``sum_k min(offset_k + alpha_k r_k, dense_cost_k) <= budget``, with the paper's
     literal greedy rule: starting from rank 1 in every layer, take the
     largest next singular value over all layers (ties: the earlier layer);
     if that layer's next rank does not fit the remaining budget, the layer
@@ -106,15 +115,16 @@ def greedy_ranks_under_budget(
         dense_costs: Cost of each layer kept full, > 0.
         budget: The largest total cost allowed, at least the cost of rank 1
             in every layer.
+        offsets: Fixed cost of each layer's low-rank form, >= 0; default 0.
 
     Returns:
         One rank per layer; R_k for a layer that stays dense.
     """
     spectra = _spectra(singular_values)
-    _check_costs(spectra, alphas, dense_costs)
+    offsets = _check_costs(spectra, alphas, dense_costs, offsets)
 
     def cost(k: int, rank: int) -> float:
-        return float(rank_cost(rank, alphas[k], dense_costs[k]))
+        return float(rank_cost(rank, alphas[k], dense_costs[k], offsets[k]))
 
     ranks = [1] * len(spectra)
     total = sum(cost(k, 1) for k in range(len(spectra)))
@@ -178,10 +188,11 @@ def energy_threshold_for_budget(
     alphas: Sequence[float],
     dense_costs: Sequence[float],
     budget: float,
+    offsets: Sequence[float] | None = None,
 ) -> EnergyThreshold:
     """Baseline 2 at a budget: the p whose ranks cost most without exceeding it.
 
-    Maximises ``sum_k min(alpha_k r_k(p), dense_cost_k)`` subject to it being
+    Maximises ``sum_k min(offset_k + alpha_k r_k(p), dense_cost_k)`` subject to it being
     <= budget, over p in (0, 1], where ``r_k(p)`` are :func:`energy_ranks`.
     The ranks only change at the finitely many p where a layer's rank steps
     up, ``t_kr = 1 - ||W_k - W_k,r||_F / ||W_k||_F``, and the total cost never
@@ -194,19 +205,22 @@ def energy_threshold_for_budget(
         dense_costs: Cost of each layer kept full, > 0.
         budget: The largest total cost allowed, at least the cost of the
             smallest p > 0 (rank 1 in every non-zero layer).
+        offsets: Fixed cost of each layer's low-rank form, >= 0; default 0.
 
     Returns:
         An :class:`EnergyThreshold`.
     """
     spectra = _spectra(singular_values)
-    _check_costs(spectra, alphas, dense_costs)
+    offsets = _check_costs(spectra, alphas, dense_costs, offsets)
     thresholds = [_energy_thresholds(s) for s in spectra]
     candidates = np.unique(np.concatenate(thresholds))
     candidates = candidates[candidates > 0.0]
     ranks = np.stack([np.searchsorted(t, candidates, side="left") for t in thresholds])
     costs = sum(
-        rank_cost(r, alpha, dense_cost)
-        for r, alpha, dense_cost in zip(ranks, alphas, dense_costs, strict=True)
+        rank_cost(r, alpha, dense_cost, offset)
+        for r, alpha, dense_cost, offset in zip(
+            ranks, alphas, dense_costs, offsets, strict=True
+        )
     )
     _check_budget(budget, float(costs[0]), "the smallest p > 0: rank 1 per layer")
     best = int(np.flatnonzero(costs <= budget)[-1])

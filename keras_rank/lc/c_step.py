@@ -10,10 +10,12 @@ exactly: one SVD of ``M = W - beta / mu`` gives ``||M - M_r||_F^2 =
 sum_{i > r} s_i^2`` for every rank r at once (Eckart-Young), so the rank is
 found by enumerating eq. 5 and Theta is the rank-r truncation of M.
 
-Cost of a layer (docs/methods/lc.md): ``C(r) = min(alpha * r, dense_cost)``. The rank-r
-factorization costs ``alpha * r`` (alpha = parameters or MACs per unit of
-rank); once that is not below ``dense_cost`` the layer is kept as a full
-matrix (no truncation) and charged ``dense_cost``. The C step therefore also
+Cost of a layer (docs/methods/lc.md): ``C(r) = min(offset + alpha * r,
+dense_cost)``. The rank-r factorization costs ``offset + alpha * r`` (alpha
+= parameters, MACs or microseconds per unit of rank; the offset is 0 but for
+the latency criterion, where it is the fixed time of the two ops); once that
+is not below ``dense_cost`` the layer is kept as a full matrix (no
+truncation) and charged ``dense_cost``. The C step therefore also
 weighs a "dense" option: cost ``dense_cost``, error 0.
 
 The L step adds ``penalty`` to the training loss; after each C step the
@@ -40,7 +42,8 @@ class RankSelection:
         rank: The selected rank; ``R = len(singular_values)`` when ``dense``.
         dense: True when the layer stays a full matrix (charged ``dense_cost``).
         objective: ``lam * cost + mu / 2 * error``, the minimum of eq. 5.
-        cost: ``C(rank)``: ``alpha * rank``, or ``dense_cost`` when ``dense``.
+        cost: ``C(rank)``: ``offset + alpha * rank``, or ``dense_cost`` when
+            ``dense``.
         error: ``sum_{i > rank} s_i^2`` (0 when ``dense``), the squared
             Frobenius distance of the matrix to its rank-``rank`` truncation.
     """
@@ -78,12 +81,13 @@ def _is_real(value: object) -> bool:
     return isinstance(value, (int, float, np.number)) and math.isfinite(value)
 
 
-def check_rank_cost(alpha: float, dense_cost: float) -> None:
-    """Raises ConfigError unless ``alpha > 0`` and ``dense_cost > 0`` (finite).
+def check_rank_cost(alpha: float, dense_cost: float, offset: float = 0.0) -> None:
+    """Raises ConfigError unless ``alpha > 0``, ``dense_cost > 0``, ``offset >= 0``.
 
     Args:
         alpha: Cost per unit of rank.
         dense_cost: Cost of the layer kept as a full matrix.
+        offset: Fixed cost of the low-rank form.
     """
     _check(_is_real(alpha) and alpha > 0, "alpha > 0", "alpha", alpha)
     _check(
@@ -92,23 +96,27 @@ def check_rank_cost(alpha: float, dense_cost: float) -> None:
         "dense_cost",
         dense_cost,
     )
+    _check(_is_real(offset) and offset >= 0, "offset >= 0", "offset", offset)
 
 
-def rank_cost(rank: int | np.ndarray, alpha: float, dense_cost: float) -> np.ndarray:
-    """Returns ``C(r) = min(alpha * r, dense_cost)``, the cost of rank r.
+def rank_cost(
+    rank: int | np.ndarray, alpha: float, dense_cost: float, offset: float = 0.0
+) -> np.ndarray:
+    """Returns ``C(r) = min(offset + alpha * r, dense_cost)``, the cost of rank r.
 
-    ``alpha * r`` while the factorization is cheaper than the full matrix,
-    ``dense_cost`` from then on (the layer stays full).
+    ``offset + alpha * r`` while the factorization is cheaper than the full
+    matrix, ``dense_cost`` from then on (the layer stays full).
 
     Args:
         rank: A rank or an integer array of ranks.
         alpha: Cost per unit of rank.
         dense_cost: Cost of the full matrix.
+        offset: Fixed cost of the low-rank form.
 
     Returns:
         float64, the shape of ``rank``.
     """
-    return np.minimum(alpha * np.asarray(rank, np.float64), dense_cost)
+    return np.minimum(offset + alpha * np.asarray(rank, np.float64), dense_cost)
 
 
 def truncation_errors(singular_values: tf.Tensor | np.ndarray) -> np.ndarray:
@@ -136,13 +144,15 @@ def select_rank(
     lam: float,
     mu: float,
     min_rank: int = 0,
+    offset: float = 0.0,
 ) -> RankSelection:
     """Solves eq. 5 exactly by enumeration.
 
     Minimises ``lam * C(r) + mu / 2 * sum_{i > r} s_i^2`` over the ranks
-    ``r in {min_rank, ..., R}`` cheaper than dense (``alpha * r < dense_cost``)
+    ``r in {min_rank, ..., R}`` cheaper than dense (``offset + alpha * r <
+    dense_cost``)
     and the dense option (cost ``dense_cost``, error 0; always allowed). A
-    rank with ``alpha * r >= dense_cost`` is not a separate candidate: the
+    rank with ``offset + alpha * r >= dense_cost`` is not a separate candidate: the
     dense option has its cost or less and no error.
 
     Ties (equal objectives in float64) go to the lower cost: the lower rank,
@@ -158,13 +168,14 @@ def select_rank(
         lam: Weight of the cost, >= 0.
         mu: Penalty parameter, > 0.
         min_rank: Smallest rank allowed for a factorization, in [0, R].
+        offset: Fixed cost of the low-rank form, >= 0.
 
     Returns:
         The optimal :class:`RankSelection`.
     """
     s = np.asarray(singular_values, np.float64)
     _check(s.ndim == 1, "1-D singular_values", "singular_values.shape", s.shape)
-    check_rank_cost(alpha, dense_cost)
+    check_rank_cost(alpha, dense_cost, offset)
     _check(_is_real(lam) and lam >= 0, "lambda >= 0", "lambda", lam)
     _check(_is_real(mu) and mu > 0, "mu > 0", "mu", mu)
     _check(
@@ -174,9 +185,9 @@ def select_rank(
         min_rank,
     )
     ranks = np.arange(min_rank, len(s) + 1)
-    ranks = ranks[alpha * ranks < dense_cost]
+    ranks = ranks[offset + alpha * ranks < dense_cost]
     # Candidates in increasing cost: the cheaper ranks, then dense.
-    costs = np.append(alpha * ranks.astype(np.float64), dense_cost)
+    costs = np.append(offset + alpha * ranks.astype(np.float64), dense_cost)
     errors = np.append(truncation_errors(s)[ranks], 0.0)
     objectives = lam * costs + 0.5 * mu * errors
     best = int(np.argmin(objectives))  # first minimum: the lowest cost
@@ -226,6 +237,7 @@ def c_step(
     mu: float,
     min_rank: int = 0,
     name: str | None = None,
+    offset: float = 0.0,
 ) -> CStepResult:
     """Solves eq. 4 for one layer: the best rank and its truncation.
 
@@ -243,6 +255,7 @@ def c_step(
         mu: Penalty parameter, > 0.
         min_rank: Smallest rank allowed for a factorization.
         name: The layer's name, for error messages.
+        offset: Fixed cost of the low-rank form, >= 0.
 
     Returns:
         A :class:`CStepResult`; ``||matrix - theta||_F^2`` equals its
@@ -253,7 +266,7 @@ def c_step(
     """
     matrix = tf.convert_to_tensor(matrix)
     s, u, v = robust_svd(matrix, name)
-    selection = select_rank(s, alpha, dense_cost, lam, mu, min_rank)
+    selection = select_rank(s, alpha, dense_cost, lam, mu, min_rank, offset)
     if selection.dense:
         theta = matrix
     else:

@@ -31,8 +31,9 @@ import keras
 import numpy as np
 
 from keras_rank.core.linalg import robust_svd
+from keras_rank.layers.latency import LatencyTable
 from keras_rank.layers.rank_specs import layer_specs
-from keras_rank.lc.c_step import select_rank
+from keras_rank.lc.c_step import rank_cost, select_rank
 
 
 def lambda_keeping_rank(
@@ -41,6 +42,7 @@ def lambda_keeping_rank(
     dense_cost: float,
     mu: float,
     rank: int,
+    offset: float = 0.0,
 ) -> float:
     """Returns the largest lambda at which eq. 5's rank is still >= `rank`.
 
@@ -55,6 +57,7 @@ def lambda_keeping_rank(
         dense_cost: Cost of the full matrix.
         mu: The penalty parameter (mu0 for the first C step).
         rank: The rank to keep, in [1, R].
+        offset: Fixed cost of the low-rank form.
 
     Returns:
         The edge lambda (``inf`` when no lambda goes below `rank`, e.g. a
@@ -69,7 +72,8 @@ def lambda_keeping_rank(
         raise ValueError(f"Expected rank in [1, {len(values)}]. Received: rank={rank}")
 
     def keeps(lam: float) -> bool:
-        return select_rank(values, alpha, dense_cost, lam, mu).rank >= rank
+        selection = select_rank(values, alpha, dense_cost, lam, mu, offset=offset)
+        return selection.rank >= rank
 
     low, high = 0.0, mu * float(values[0]) ** 2 / alpha
     while keeps(high):
@@ -94,6 +98,7 @@ def lambda_meeting_cost(
     mu: float,
     fraction: float,
     min_rank: int = 1,
+    latency: LatencyTable | None = None,
 ) -> float:
     """Returns the smallest lambda whose C step meets a cost `fraction`.
 
@@ -104,12 +109,13 @@ def lambda_meeting_cost(
 
     Args:
         model: The trained reference net.
-        criterion: LC's cost, "flops" or "storage".
+        criterion: LC's cost, "flops", "storage" or "latency".
         conv_scheme: LC's conv scheme.
         mu: The penalty parameter of the C step.
         fraction: The target, a fraction in (0, 1] of the compressed layers'
             total dense cost.
         min_rank: LC's lowest rank.
+        latency: The measured latencies, for the latency criterion.
 
     Returns:
         The lambda; where even every layer at `min_rank` costs more than the
@@ -121,25 +127,32 @@ def lambda_meeting_cost(
     if not 0 < fraction <= 1:
         raise ValueError(f"Expected fraction in (0, 1]. Received: fraction={fraction}")
     layers = []
-    for spec in layer_specs(model, criterion, conv_scheme):
+    for spec in layer_specs(model, criterion, conv_scheme, latency):
         matrix = spec.matrix(model.get_layer(spec.name).kernel)
         values = keras.ops.convert_to_numpy(robust_svd(matrix, spec.name)[0])
         layers.append((np.asarray(values, np.float64), spec))
     target = fraction * sum(spec.dense_cost for _, spec in layers)
     floor = sum(
-        min(spec.alpha * min(min_rank, spec.max_rank), spec.dense_cost)
+        float(
+            rank_cost(
+                min(min_rank, spec.max_rank), spec.alpha, spec.dense_cost, spec.offset
+            )
+        )
         for _, spec in layers
     )
     target = max(target, floor)
 
     def cost(lam: float) -> float:
         return sum(
-            select_rank(values, spec.alpha, spec.dense_cost, lam, mu, min_rank).cost
+            select_rank(
+                values, spec.alpha, spec.dense_cost, lam, mu, min_rank, spec.offset
+            ).cost
             for values, spec in layers
         )
 
-    low, high = 0.0, max(
-        mu * float(values[0]) ** 2 / spec.alpha for values, spec in layers
+    low, high = (
+        0.0,
+        max(mu * float(values[0]) ** 2 / spec.alpha for values, spec in layers),
     )
     while cost(high) > target and high < 1e300:
         low, high = high, high * 10.0
@@ -160,25 +173,32 @@ def safe_lambda(
     conv_scheme: int,
     mu0: float,
     rank: int = 3,
+    latency: LatencyTable | None = None,
 ) -> dict[str, float]:
     """Returns each compressible layer's `lambda_keeping_rank` and their minimum.
 
     Args:
         model: The trained reference net.
-        criterion: LC's cost, "flops" or "storage".
+        criterion: LC's cost, "flops", "storage" or "latency".
         conv_scheme: LC's conv scheme.
         mu0: LC's first penalty parameter.
         rank: The rank every layer keeps at the first C step (capped at
             each layer's full rank).
+        latency: The measured latencies, for the latency criterion.
 
     Returns:
         ``{layer name: lambda, ..., "min": the smallest}``.
     """
     edges = {}
-    for spec in layer_specs(model, criterion, conv_scheme):
+    for spec in layer_specs(model, criterion, conv_scheme, latency):
         matrix = spec.matrix(model.get_layer(spec.name).kernel)
         values = keras.ops.convert_to_numpy(robust_svd(matrix, spec.name)[0])
         edges[spec.name] = lambda_keeping_rank(
-            values, spec.alpha, spec.dense_cost, mu0, min(rank, spec.max_rank)
+            values,
+            spec.alpha,
+            spec.dense_cost,
+            mu0,
+            min(rank, spec.max_rank),
+            spec.offset,
         )
     return {**edges, "min": min(edges.values())}

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_rank.core.linalg import SVDError
+from keras_rank.layers.latency import LatencyTable
 from keras_rank.layers.rank_specs import LayerSpec, RankChoice, layer_specs
 from keras_rank.lc import c_step as c_step_lib
 from keras_rank.lc.config import LCConfig
@@ -59,6 +60,7 @@ class LC(Callback):
         config: The LC hyperparameters.
         lam: The weight lambda of the cost term of this run.
         verbose: Print one line per layer after every C step.
+        latency: The measured latencies, needed by the latency criterion.
 
     Attributes:
         specs: The compressed layers (set when training begins).
@@ -69,10 +71,17 @@ class LC(Callback):
             objective and the collapse threshold of mu.
     """
 
-    def __init__(self, config: LCConfig, lam: float, verbose: int = 1):
+    def __init__(
+        self,
+        config: LCConfig,
+        lam: float,
+        verbose: int = 1,
+        latency: LatencyTable | None = None,
+    ):
         self.config = config
         self.lam = float(lam)
         self.verbose = verbose
+        self.latency = latency
         self.specs: list[LayerSpec] = []
         self.theta: dict[str, tf.Variable] = {}
         self.beta: dict[str, tf.Variable] = {}
@@ -89,7 +98,9 @@ class LC(Callback):
     # ------------------------------------------------------------- binding
     def _bind(self, trainer) -> None:
         model = trainer.model
-        self.specs = layer_specs(model, self.config.criterion, self.config.conv_scheme)
+        self.specs = layer_specs(
+            model, self.config.criterion, self.config.conv_scheme, self.latency
+        )
         with trainer.strategy.scope():
             self.mu = tf.Variable(self.config.mu0, trainable=False, name="lc_mu")
             for spec in self.specs:
@@ -173,6 +184,7 @@ class LC(Callback):
                 mu=mu,
                 min_rank=self.config.min_rank,
                 name=spec.name,
+                offset=spec.offset,
             )
             theta = spec.kernel(result.theta)
             self.theta[spec.name].assign(theta)

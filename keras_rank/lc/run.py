@@ -30,6 +30,7 @@ from keras_rank.core.errors import ConfigError
 from keras_rank.core.linalg import robust_svd, stays_dense
 from keras_rank.layers import low_rank_to_plain_model
 from keras_rank.layers.deployable import deployable_size
+from keras_rank.layers.latency import LatencyTable
 from keras_rank.layers.rank_specs import (
     LayerSpec,
     RankChoice,
@@ -89,6 +90,7 @@ class LCMethod(MethodBase):
         reference: Where the reference net came from (saved in settings).
         folder: The lambda's folder (``lambda_<value>``).
         verbose: Print each C step.
+        latency: The measured latencies, for the latency criterion.
     """
 
     name = "lc"
@@ -101,13 +103,14 @@ class LCMethod(MethodBase):
         reference: str,
         folder: pathlib.Path,
         verbose: int = 1,
+        latency: LatencyTable | None = None,
     ):
         self.config = config
         self.lam = lam
         self.specs = specs
         self.reference = reference
         self.folder = folder
-        self.callback = LC(config, lam, verbose=verbose)
+        self.callback = LC(config, lam, verbose=verbose, latency=latency)
 
     def settings(self) -> dict[str, Any]:
         """Returns the settings the L and C steps depend on, under ``lc``."""
@@ -267,18 +270,20 @@ def _baseline_choices(
 ) -> dict[str, RankChoice]:
     """Ranks of baseline 1 or 2 at a cost budget, from the reference weights."""
     values = [spectra[spec.name] for spec in specs]
-    alphas = [spec.alpha for spec in specs]
-    dense_costs = [spec.dense_cost for spec in specs]
+    cost_args = (
+        [spec.alpha for spec in specs],
+        [spec.dense_cost for spec in specs],
+        budget,
+        [spec.offset for spec in specs],
+    )
     if which == 1:
-        ranks = baselines.greedy_ranks_under_budget(values, alphas, dense_costs, budget)
+        ranks = baselines.greedy_ranks_under_budget(values, *cost_args)
     else:
-        ranks = baselines.energy_threshold_for_budget(
-            values, alphas, dense_costs, budget
-        ).ranks
+        ranks = baselines.energy_threshold_for_budget(values, *cost_args).ranks
     return {
         spec.name: RankChoice(
             rank=rank,
-            dense=stays_dense(rank, spec.alpha, spec.dense_cost),
+            dense=stays_dense(rank, spec.alpha, spec.dense_cost, spec.offset),
             matrix=matrices[spec.name],
         )
         for spec, rank in zip(specs, ranks, strict=True)
@@ -293,13 +298,20 @@ def _run_lambda(
     reference: keras.Model,
     reference_summary: dict[str, Any],
     evaluator: ModelEvaluator,
+    latency: LatencyTable | None,
 ) -> dict[str, Any]:
     """LC, fine-tuning and the baselines for one lambda; writes results.json."""
     path = _lambda_dir(workdir, lam)
     reference_cost = costs.model_cost(reference)
-    specs = layer_specs(reference, lc_config.criterion, lc_config.conv_scheme)
+    specs = layer_specs(reference, lc_config.criterion, lc_config.conv_scheme, latency)
     method = LCMethod(
-        lc_config, lam, specs, reference_summary["source"], path, config.verbose
+        lc_config,
+        lam,
+        specs,
+        reference_summary["source"],
+        path,
+        config.verbose,
+        latency,
     )
     lc_results = _run_phase(
         path / "lc",
@@ -416,9 +428,17 @@ def train_lc(
         config, path, model, reference, evaluator
     )
     reference_summary.update(_size(reference_model, costs.model_cost(reference_model)))
+    latency = LatencyTable(path) if lc_config.criterion == "latency" else None
     runs = [
         _run_lambda(
-            lam, config, lc_config, path, reference_model, reference_summary, evaluator
+            lam,
+            config,
+            lc_config,
+            path,
+            reference_model,
+            reference_summary,
+            evaluator,
+            latency,
         )
         for lam in lc_config.lambdas
     ]

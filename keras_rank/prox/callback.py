@@ -27,6 +27,7 @@ import numpy as np
 
 from keras_rank.core.compressible import compressible_layers
 from keras_rank.core.layer_matrices import kernel_as_matrix, kernel_from_matrix
+from keras_rank.layers.latency import LatencyTable
 from keras_rank.prox import decompose, operators
 from keras_rank.prox.config import ProxConfig
 from keras_rank.training.hooks import Callback, ModelRebuild
@@ -48,6 +49,8 @@ class Prox(Callback):
     Args:
         config: The hyperparameters.
         verbose: Print one line per epoch with the effective ranks.
+        latency: The measured latencies, needed by the reload under the
+            latency criterion.
 
     Attributes:
         initial_spectra: Per compressed layer, the singular values of its
@@ -55,9 +58,15 @@ class Prox(Callback):
         reloaded: Whether the reload's decomposition has happened.
     """
 
-    def __init__(self, config: ProxConfig, verbose: int = 1):
+    def __init__(
+        self,
+        config: ProxConfig,
+        verbose: int = 1,
+        latency: LatencyTable | None = None,
+    ):
         self.config = config
         self.verbose = verbose
+        self.latency = latency
         self.initial_spectra: dict[str, np.ndarray] = {}
         self.reloaded = False
         self._prox_seconds = 0.0
@@ -148,7 +157,12 @@ class Prox(Callback):
         new low-rank factors: the momentum of a unit that was removed, or
         folded into a bias, has no meaning in the compact net.
         """
-        compact, report = decompose.decompose(model, self.config.reload_energy)
+        compact, report = decompose.decompose(
+            model,
+            self.config.reload_energy,
+            criterion=self.config.criterion,
+            latency=self.latency,
+        )
         self.reloaded = True
         if self.verbose:
             low = [entry.name for entry in report if entry.low_rank]

@@ -5,6 +5,8 @@ import dataclasses
 from keras_rank.core.errors import ConfigError
 from keras_rank.core.settings import Search, check_settings, setting
 
+CRITERIA = ("storage", "flops", "latency")
+
 
 @dataclasses.dataclass(frozen=True)
 class ProxConfig:
@@ -51,6 +53,14 @@ class ProxConfig:
         "Compress the net after this epoch (at --reload_energy) and train the "
         "compact net for the remaining epochs",
         bounds=">= 1",
+    )
+    criterion: str = setting(
+        "storage",
+        "What a decomposition must lower for a layer to be split: storage "
+        "(parameters), flops (multiply-adds) or latency (LiteRT float32 time "
+        "of the layer's full and low-rank forms, measured once per shape and "
+        "cached in the work directory)",
+        choices=CRITERIA,
     )
     reload_energy: float = setting(
         100.0, "Energy (%) kept by the reload's decomposition", bounds="(0, 100]"

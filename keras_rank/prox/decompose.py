@@ -14,8 +14,10 @@ into a compact one:
    ``(dh dw c) x n``) keeps the smallest rank r whose singular values hold
    ``energy`` % of the sum of its singular values (the paper's energy: the
    sum, not the sum of squares). The layer becomes LC's low-rank layer of
-   rank r where that has fewer parameters (``r (a + b) < a b``), else it
-   stays a plain layer (`keras_rank.layers.rank_specs.low_rank_model`).
+   rank r where that is cheaper under the criterion (storage, the default:
+   fewer parameters, ``r (a + b) < a b``; flops: fewer MACs; latency: a
+   lower fitted LiteRT time, `keras_rank.layers.latency`), else it stays a
+   plain layer (`keras_rank.layers.rank_specs.low_rank_model`).
 
 `keras_rank.layers.deployable.deployable_model` turns the result into plain Keras
 layers for export, as for the other methods.
@@ -76,6 +78,7 @@ from keras_rank.core.unit_removal import (
     LayerWeights,
     channel_constants,
 )
+from keras_rank.layers.latency import LatencyTable
 from keras_rank.layers.rank_specs import (
     LayerSpec,
     RankChoice,
@@ -388,7 +391,7 @@ def _split(spec: LayerSpec, layer: Any, energy: float, tolerance: float) -> _Spl
     matrix = spec.matrix(layer.kernel)
     singular_values, _, _ = robust_svd(matrix, spec.name)
     rank = max(energy_rank(singular_values, energy, tolerance), 1)
-    dense = stays_dense(rank, spec.alpha, spec.dense_cost)
+    dense = stays_dense(rank, spec.alpha, spec.dense_cost, spec.offset)
     profile = energy_profile(singular_values, tolerance)
     kept = 100.0 if dense or profile.size == 0 else float(profile[rank - 1])
     choice = RankChoice(
@@ -400,7 +403,12 @@ def _split(spec: LayerSpec, layer: Any, energy: float, tolerance: float) -> _Spl
 
 
 def decompose(
-    model: keras.Model, energy: float, *, tolerance: float = DEFAULT_TOLERANCE
+    model: keras.Model,
+    energy: float,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    criterion: str = "storage",
+    latency: LatencyTable | None = None,
 ) -> tuple[keras.Model, tuple[LayerDecomposition, ...]]:
     """Removes zero units, then splits each layer at an energy threshold.
 
@@ -408,15 +416,19 @@ def decompose(
     scheme 1, ``(dh dw c) x n``) keeps the smallest rank r whose singular
     values hold `energy` % of their sum (:func:`energy_rank`, at least 1).
     The layer becomes a LowRankDense/LowRankConv2D of rank r (the rank-r
-    truncation) where ``r (a + b) < a b``, else it stays a plain layer with
-    its weights. At 100 % the result computes the same outputs (up to
-    singular values below the tolerance). Other layers keep their weights.
+    truncation) where that is cheaper under `criterion` (storage: ``r (a +
+    b) < a b``), else it stays a plain layer with its weights. At 100 % the
+    result computes the same outputs (up to singular values below the
+    tolerance). Other layers keep their weights.
 
     Args:
         model: A built Functional or Sequential model.
         energy: Percent of each layer's energy to keep, in (0, 100].
         tolerance: Relative tolerance of a zero unit and of a zero singular
             value, in [0, 1).
+        criterion: What the split must lower: "storage", "flops" or
+            "latency".
+        latency: The measured latencies, needed by the latency criterion.
 
     Returns:
         ``(low-rank model, report)``: one :class:`LayerDecomposition` per
@@ -430,7 +442,7 @@ def decompose(
     """
     energy = check_energy(energy)
     pruned, removals = remove_zero_units(model, tolerance)
-    specs = layer_specs(pruned, "params", scheme=1)
+    specs = layer_specs(pruned, criterion, scheme=1, latency=latency)
     splits = {
         spec.name: _split(spec, pruned.get_layer(spec.name), energy, tolerance)
         for spec in specs

@@ -23,6 +23,7 @@ from keras_rank import plots
 from keras_rank.core.compressible import compressible_layers
 from keras_rank.core.layer_matrices import layer_matrix
 from keras_rank.layers.deployable import deployable_model, deployable_size
+from keras_rank.layers.latency import LatencyTable
 from keras_rank.prox import decompose, operators
 from keras_rank.prox.callback import Prox
 from keras_rank.prox.config import ProxConfig
@@ -50,6 +51,8 @@ def post_process(
     energies: tuple[float, ...],
     evaluator: ModelEvaluator,
     path: pathlib.Path | None,
+    criterion: str = "storage",
+    latency: LatencyTable | None = None,
 ) -> dict[str, Any]:
     """Removes zero units, decomposes at every energy, tests each result.
 
@@ -58,6 +61,8 @@ def post_process(
         energies: Energies (%) of the decompositions.
         evaluator: Tests the models.
         path: Where each energy's models are saved; None saves nothing.
+        criterion: What a split must lower (`decompose.decompose`).
+        latency: The measured latencies, needed by the latency criterion.
 
     Returns:
         ``{"zero_units": [...], "energies": [...]}``: per layer what unit
@@ -73,7 +78,9 @@ def post_process(
     _, removals = decompose.remove_zero_units(model)
     entries = []
     for energy in energies:
-        compact, layers = decompose.decompose(model, energy)
+        compact, layers = decompose.decompose(
+            model, energy, criterion=criterion, latency=latency
+        )
         size = deployable_size(compact)
         entries.append(
             {
@@ -151,13 +158,20 @@ class ProxMethod(MethodBase):
     Args:
         config: The hyperparameters.
         verbose: Print one line per epoch with the effective ranks.
+        latency: The measured latencies, needed by the latency criterion.
     """
 
     name = "prox"
 
-    def __init__(self, config: ProxConfig, verbose: int = 1):
+    def __init__(
+        self,
+        config: ProxConfig,
+        verbose: int = 1,
+        latency: LatencyTable | None = None,
+    ):
         self.config = config
-        self.callback = Prox(config, verbose=verbose)
+        self.latency = latency
+        self.callback = Prox(config, verbose=verbose, latency=latency)
 
     def settings(self) -> dict[str, Any]:
         """Returns ``{"prox": <the config>}``."""
@@ -177,6 +191,8 @@ class ProxMethod(MethodBase):
             self.config.energies,
             run.evaluator,
             path if run.is_chief else None,
+            self.config.criterion,
+            self.latency,
         )
         trained = {
             "test_accuracy": run.test["accuracy"],
@@ -250,9 +266,9 @@ def train_prox(
     Returns:
         The results written to results.json.
     """
-    results = run_method(
-        ProxMethod(prox_config, verbose=config.verbose), config, workdir, model=model
-    )
+    latency = LatencyTable(workdir) if prox_config.criterion == "latency" else None
+    method = ProxMethod(prox_config, verbose=config.verbose, latency=latency)
+    results = run_method(method, config, workdir, model=model)
     if config.verbose:
         print(summary_table(results))
     return results

@@ -1,0 +1,314 @@
+r"""LC and prox on the zoo's ResNet-20 and MobileNetV2: FLOPs, accuracy, LiteRT latency.
+
+    python benchmarks/cnn_compression.py                       # both nets
+    python benchmarks/cnn_compression.py --nets resnet20       # one
+
+On data/fashion_mnist (28x28x1), every row with the same epoch budget,
+--epochs (default 4) at Adam 1e-3 with a cosine schedule, seed 0. Work
+directories under --root/<net> (an existing run is read, not repeated):
+
+- dense: ``python -m trainers.baseline --model=<net>``;
+- lc_flops, lc_latency: ``python -m trainers.lc --reference=<dense>
+  --criterion=flops|latency --lc_steps=<epochs - 1> --finetune_epochs=1
+  --nobaselines``, LC's epochs on top of the dense net's, as LC starts from
+  a trained net. lambda is hand-set, not searched: the one at which LC's
+  first C step (at mu0, on the dense net's weights) brings the compressed
+  layers to --cost_fraction of their cost under the run's criterion
+  (`keras_rank.lc.calibration.lambda_meeting_cost`, the tuning search's
+  scale). The latency criterion's timings are cached in lc_latency/;
+- prox: ``python -m trainers.prox --criterion=latency --tau=<tau>`` from
+  scratch, tau the tuning search's scale (`tuning.calibration`,
+  ``prox_tau_scale``) on the dense net; its decompositions at 80, 90 and
+  100 % energy are all rows.
+
+Then ``python -m trainers.export --formats=float32,int8`` of every row
+against the dense net (LiteRT test accuracy, exported FLOPs, and latency on
+one thread at batch 1, all files interleaved), and ``python -m
+trainers.analyze`` with its defaults on the dense, LC and prox (90 %) nets.
+
+Writes <root>/cnn_compression.md, the block between the ``cnn-compression``
+markers of docs/results.md and one row per net and method between the
+``cnn-summary`` markers of README.md.
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+from typing import Any
+
+import keras
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tuning_search import replace_block  # noqa: E402
+
+from keras_rank.layers.latency import LatencyTable  # noqa: E402
+from keras_rank.lc.calibration import lambda_meeting_cost  # noqa: E402
+from keras_rank.lc.config import LCConfig  # noqa: E402
+from keras_rank.prox.config import ProxConfig  # noqa: E402
+from keras_rank.training.config import TrainConfig  # noqa: E402
+from tuning.calibration import measure  # noqa: E402
+
+DEFAULT_ROOT = REPO / "runs" / "cnn"
+RESULTS_DOC = REPO / "docs" / "results.md"
+README = REPO / "README.md"
+RESULTS_BLOCK = "cnn-compression"
+README_BLOCK = "cnn-summary"
+NETS = ("resnet20", "mobilenetv2_small")
+ENERGIES = (80, 90, 100)
+TRAIN_EXAMPLES = 54_000  # data/fashion_mnist's 60k less the 10 % validation
+
+
+def _train_flags(net: str, epochs: int) -> list[str]:
+    return [
+        f"--model={net}",
+        f"--epochs={epochs}",
+        "--lr_schedule=cosine",
+        "--seed=0",
+        "--verbose=2",
+    ]
+
+
+def _run(module: str, flags: list[str], workdir: pathlib.Path, done: str) -> None:
+    """Runs ``python -m module`` unless `workdir/done` exists; logs beside it."""
+    if (workdir / done).exists():
+        return
+    command = [sys.executable, "-m", module, *flags, f"--workdir={workdir}"]
+    print(" ".join(command[1:]), flush=True)
+    workdir.parent.mkdir(parents=True, exist_ok=True)
+    with open(workdir.parent / f"{workdir.name}.log", "a") as log:
+        subprocess.run(command, cwd=REPO, check=True, stdout=log, stderr=log)
+
+
+def _lc_lambda(dense: keras.Model, criterion: str, folder, fraction: float) -> float:
+    config = LCConfig(criterion=criterion)
+    latency = LatencyTable(folder) if criterion == "latency" else None
+    lam = lambda_meeting_cost(
+        dense, criterion, config.conv_scheme, config.mu0, fraction, latency=latency
+    )
+    return float(f"{lam:.3g}")
+
+
+def _prox_tau(dense: keras.Model, net: str, epochs: int) -> float:
+    config = TrainConfig(model=net, epochs=epochs, lr_schedule="cosine")
+    steps = TRAIN_EXAMPLES // config.batch_size
+    tau = measure("prox_tau_scale", dense, config, ProxConfig(), steps)
+    return float(f"{tau:.3g}")
+
+
+def train_rows(root: pathlib.Path, net: str, epochs: int, fraction: float) -> dict:
+    """Trains (or reads) every row of one net; returns ``{row: model file}``."""
+    folder = root / net
+    flags = _train_flags(net, epochs)
+    _run("trainers.baseline", flags, folder / "dense", "results.json")
+    dense_file = folder / "dense" / "model.keras"
+    dense = keras.saving.load_model(dense_file)
+    models = {"dense": dense_file}
+    for criterion in ("flops", "latency"):
+        workdir = folder / f"lc_{criterion}"
+        lam = _lc_lambda(dense, criterion, workdir, fraction)
+        lc_flags = [
+            f"--reference={dense_file}",
+            f"--criterion={criterion}",
+            f"--lambda={lam:g}",
+            f"--lc_steps={epochs - 1}",
+            "--finetune_epochs=1",
+            "--nobaselines",
+        ]
+        _run("trainers.lc", flags + lc_flags, workdir, "results.json")
+        models[f"lc_{criterion}"] = workdir / f"lambda_{lam:g}" / "model_lowrank.keras"
+    tau = _prox_tau(dense, net, epochs)
+    prox_flags = ["--criterion=latency", f"--tau={tau:g}"]
+    _run("trainers.prox", flags + prox_flags, folder / "prox", "results.json")
+    for energy in ENERGIES:
+        models[f"prox_{energy}"] = (
+            folder / "prox" / f"energy_{energy}" / "model_lowrank.keras"
+        )
+    return models
+
+
+def export_rows(root: pathlib.Path, net: str, models: dict) -> dict[str, Any]:
+    """Exports every row against the dense net; returns export.json."""
+    flags = [
+        f"--model_path={name}={path}"
+        for name, path in models.items()
+        if name != "dense"
+    ]
+    flags += [f"--baseline_path=dense={models['dense']}", "--formats=float32,int8"]
+    workdir = root / net / "export"
+    _run("trainers.export", flags, workdir, "export.json")
+    return json.loads((workdir / "export.json").read_text())
+
+
+def analyze_rows(root: pathlib.Path, net: str, models: dict) -> dict[str, str]:
+    """Runs trainers.analyze with its defaults; returns the report per row."""
+    reports = {}
+    for name in ("dense", "lc_flops", "lc_latency", "prox_90"):
+        workdir = root / net / f"analysis_{name}"
+        _run("trainers.analyze", [f"--model_path={models[name]}"], workdir, "report.md")
+        reports[name] = str((workdir / "report.md").relative_to(root))
+    return reports
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def _settings(root: pathlib.Path, net: str, row: str) -> str:
+    """The row's method settings, read from its run."""
+    if row == "dense":
+        return "no compression"
+    if row.startswith("lc_"):
+        results = json.loads((root / net / row / "results.json").read_text())
+        run = results["runs"][0]
+        return f"lambda {run['lambda']:g}, ranks {run['ranks']}"
+    energy = row.split("_")[1]
+    config = json.loads((root / net / "prox" / "config.json").read_text())
+    tau = config["method"]["prox"]["tau"]
+    return f"tau {', '.join(f'{t:g}' for t in tau)}, {energy} % energy"
+
+
+def _latency(file: dict) -> str:
+    ratio = file.get("latency_ratio", 1.0)
+    return f"{file['latency']['median_us']:.0f} ({ratio:.3f})"
+
+
+def net_lines(root: pathlib.Path, net: str, export: dict, reports: dict) -> list[str]:
+    """The Markdown of one net: the table, the targets as written."""
+    models = export["models"]
+    lines = [
+        f"### {net}",
+        "",
+        "| row | test acc % (LiteRT float32) | drop pt | params | FLOPs (x dense) "
+        "| float32 latency us (x dense) | int8 latency us (x dense) "
+        "| int8 test acc % |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, entry in models.items():
+        f32, int8 = entry["formats"]["float32"], entry["formats"]["int8"]
+        lines.append(
+            f"| {name} | {100 * f32['test_accuracy']:.2f} | "
+            f"{f32.get('drop_vs_dense_float32_pt', 0.0):+.2f} | "
+            f"{entry['keras']['params']:,} | {f32.get('flops_ratio', 1.0):.3f} | "
+            f"{_latency(f32)} | {_latency(int8)} | "
+            f"{100 * int8['test_accuracy']:.2f} |"
+        )
+    lines += ["", "Settings:", ""]
+    lines += [f"- {name}: {_settings(root, net, name)}" for name in models]
+    lines += ["", "Targets, as written:", ""]
+    lines += [f"- {line}" for line in targets(net, models)]
+    lines += [
+        "",
+        "Analysis reports (defaults): "
+        + ", ".join(f"[{name}]({path})" for name, path in reports.items())
+        + f" (under {root.relative_to(REPO) if root.is_relative_to(REPO) else root}).",
+        "",
+    ]
+    return lines
+
+
+def targets(net: str, models: dict) -> list[str]:
+    """Each target of the issue on one net, with its figures, met or missed."""
+    rows = {name: entry["formats"]["float32"] for name, entry in models.items()}
+    compressed = {name: row for name, row in rows.items() if name != "dense"}
+    lines = []
+    if net == "resnet20":
+        good = [
+            name
+            for name, row in compressed.items()
+            if row["flops_ratio"] <= 0.5 and row["drop_vs_dense_float32_pt"] <= 0.5
+        ]
+        figures = "; ".join(
+            f"{name} {1 / row['flops_ratio']:.2f}x at "
+            f"{row['drop_vs_dense_float32_pt']:+.2f} pt"
+            for name, row in compressed.items()
+        )
+        lines.append(
+            f">= 2x fewer FLOPs within 0.5 pt of the dense test accuracy ({figures}): "
+            + _met(bool(good))
+            + (f" by {', '.join(good)}" if good else "")
+        )
+    for name, row in compressed.items():
+        gap = row["latency_ratio"] - row["flops_ratio"]
+        lines.append(
+            f"{name}: float32 latency ratio {row['latency_ratio']:.3f} within 0.1 of "
+            f"the FLOPs ratio {row['flops_ratio']:.3f} ({gap:+.3f}): "
+            + _met(abs(gap) <= 0.1)
+        )
+    flops, latency = compressed["lc_flops"], compressed["lc_latency"]
+    lines.append(
+        "latency criterion at least as fast as flops at equal accuracy: latency "
+        f"ratio {latency['latency_ratio']:.3f} vs {flops['latency_ratio']:.3f}, "
+        f"test accuracy {100 * latency['test_accuracy']:.2f} vs "
+        f"{100 * flops['test_accuracy']:.2f} %: "
+        + _met(
+            latency["latency_ratio"] <= flops["latency_ratio"]
+            and latency["test_accuracy"] >= flops["test_accuracy"] - 0.005
+        )
+    )
+    return lines
+
+
+SUMMARY_HEADER = [
+    "| net | method | test acc % (dense) | FLOPs (x dense) | LiteRT float32 "
+    "latency (x dense) |",
+    "| --- | --- | --- | --- | --- |",
+]
+
+
+def summary_rows(net: str, export: dict) -> list[str]:
+    """README rows: each compressed row of one net."""
+    models = export["models"]
+    dense = models["dense"]["formats"]["float32"]["test_accuracy"]
+    rows = []
+    for name, entry in models.items():
+        if name == "dense":
+            continue
+        f32 = entry["formats"]["float32"]
+        rows.append(
+            f"| {net} | {name} | {100 * f32['test_accuracy']:.2f} ({100 * dense:.2f}) "
+            f"| {f32['flops_ratio']:.3f} | {f32['latency_ratio']:.3f} |"
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--root",
+        type=lambda t: pathlib.Path(t).resolve(),
+        default=DEFAULT_ROOT,
+        help=f"runs folder (default {DEFAULT_ROOT})",
+    )
+    parser.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS))
+    parser.add_argument("--epochs", type=int, default=4, help="epochs of every row")
+    parser.add_argument(
+        "--cost_fraction",
+        type=float,
+        default=0.4,
+        help="LC's lambda: its first C step's cost, a fraction of the dense layers'",
+    )
+    args = parser.parse_args()
+    sections, rows = [], []
+    for net in args.nets:
+        models = train_rows(args.root, net, args.epochs, args.cost_fraction)
+        export = export_rows(args.root, net, models)
+        reports = analyze_rows(args.root, net, models)
+        sections += net_lines(args.root, net, export, reports)
+        rows += summary_rows(net, export)
+    block = "\n".join(sections)
+    print(block)
+    (args.root / "cnn_compression.md").write_text(block + "\n")
+    RESULTS_DOC.write_text(replace_block(RESULTS_DOC.read_text(), RESULTS_BLOCK, block))
+    README.write_text(
+        replace_block(
+            README.read_text(), README_BLOCK, "\n".join(SUMMARY_HEADER + rows)
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
