@@ -109,9 +109,9 @@ def test_lc_trainer_resumes_after_kills_in_lc_and_finetune(tmp_path):
             final_weights(tmp_path / "straight" / "lambda_0.0001", name),
             final_weights(workdir / "lambda_0.0001", name),
         )
-    steps = json.loads(
-        (workdir / "lambda_0.0001" / "lc" / "results.json").read_text()
-    )["lc"]["steps"]
+    steps = json.loads((workdir / "lambda_0.0001" / "lc" / "results.json").read_text())[
+        "lc"
+    ]["steps"]
     assert [step["step"] for step in steps] == [0, 1, 2]
 
 
@@ -187,3 +187,24 @@ def test_given_reference_is_not_trained_again(tiny_idx, tmp_path):
     )
     assert again.returncode == 2
     assert "'lc_steps': 2" in again.stderr and "'lc_steps': 3" in again.stderr
+
+
+def test_latency_criterion_times_each_shape_into_the_workdir(tiny_idx, tmp_path):
+    result = _run(
+        f"--workdir={tmp_path}",
+        f"--data={tiny_idx}",
+        *TINY,
+        "--criterion=latency",
+        "--lambda=1e-3",
+    )
+    assert result.returncode == 0, result.stderr
+    timings = json.loads((tmp_path / "layer_latency.json").read_text())
+    shapes = {(key["input_shape"][0], key["units"]) for key in map(json.loads, timings)}
+    assert shapes == {(784, 300), (300, 100), (100, 10)}
+    assert all(value > 0 for value in timings.values())
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["criterion"] == "latency"
+    run = results["runs"][0]
+    assert len(run["rank_history"]) == 3
+    # The baselines ran at LC's cost in microseconds (offsets included).
+    assert set(run["baselines"]) == {"baseline1", "baseline2"}

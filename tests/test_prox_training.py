@@ -129,6 +129,23 @@ def test_reload_trains_the_compact_net_on(tiny_idx, tmp_path):
     assert "prox_rank" not in results["history"][-1]
 
 
+@pytest.mark.slow
+def test_latency_criterion_reloads_and_decomposes_with_timed_shapes(tiny_idx, tmp_path):
+    config = sgd_config(tiny_idx)
+    prox_config = ProxConfig(
+        tau=(50.0,),
+        energies=(90.0,),
+        reload_epoch=1,
+        reload_energy=90.0,
+        criterion="latency",
+    )
+    results = train_prox(config, prox_config, tmp_path, model=small_model())
+    timings = json.loads((tmp_path / "layer_latency.json").read_text())
+    assert timings and all(value > 0 for value in timings.values())
+    assert results["prox"]["reload"]["reload_epoch"] == 1
+    assert [entry["energy"] for entry in results["prox"]["energies"]] == [90.0]
+
+
 @pytest.mark.parametrize(
     ("settings", "named"),
     [
