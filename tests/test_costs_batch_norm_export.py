@@ -15,6 +15,11 @@ GRAPHS = {
     "separable": ((8, 8, 3), lambda x: keras.layers.SeparableConv2D(4, 3)(x), True),
     "conv1d": ((10, 3), lambda x: keras.layers.Conv1D(4, 3)(x), True),
     "depthwise1d": ((10, 3), lambda x: keras.layers.DepthwiseConv1D(3)(x), True),
+    "conv_relu": (
+        (8, 8, 3),
+        lambda x: keras.layers.Conv2D(4, 3, activation="relu")(x),
+        False,
+    ),
     "conv3d": ((6, 6, 6, 2), lambda x: keras.layers.Conv3D(4, 3)(x), False),
     "input": ((8, 8, 3), lambda x: x, False),
 }

@@ -38,7 +38,8 @@ def clone_splitting(model: keras.Model, split) -> keras.Model:
     Args:
         model: A Functional or Sequential model (a Sequential stays one).
         split: Returns the built layers, with their weights, that are called
-            in turn where a layer was; or None to copy the layer with its
+            in turn where a layer was (none: the layer is removed and its
+            single input passes through); or None to copy the layer with its
             weights. Called once per layer: a layer called several times
             has its chain shared the same way.
 
@@ -74,6 +75,8 @@ def clone_splitting(model: keras.Model, split) -> keras.Model:
             chain = chain_of(layer) if isinstance(layer, keras.Layer) else None
             if chain is None:
                 return layer(*args, **kwargs)
+            if not chain:
+                return args[0]
             outputs = chain[0](*args, **kwargs)
             for link in chain[1:]:
                 outputs = link(outputs)

@@ -341,14 +341,16 @@ def folded_into(layer: keras.layers.Layer) -> keras.layers.Layer | None:
 
     LiteRT's converter folds the inference-time scale and shift into the
     weights of the Dense or convolution that feeds the normalization, when
-    that layer's only consumer is the normalization (a model graph with one
-    call of each).
+    that layer has no activation and its only consumer is the normalization
+    (a model graph with one call of each).
     """
     nodes = getattr(layer, "_inbound_nodes", [])
     if len(nodes) != 1 or len(nodes[0].parent_nodes) != 1:
         return None
     producer = nodes[0].parent_nodes[0].operation
     if not isinstance(producer, FOLDABLE_INTO) or len(producer._outbound_nodes) != 1:
+        return None
+    if producer.get_config().get("activation", "linear") != "linear":
         return None
     return producer
 

@@ -13,12 +13,15 @@ from typing import Any
 import keras
 
 from keras_rank.core import costs
+from keras_rank.core.batch_norm_folding import fold_batch_norms
 from keras_rank.layers import low_rank_to_plain_model
 from keras_rank.layers._low_rank import LowRankLayer
 from keras_rank.layers.factorize import factorized_layers, to_plain_model
 
 
-def deployable_model(model: keras.Model) -> keras.Model:
+def deployable_model(
+    model: keras.Model, *, fold_batch_norm: bool = False
+) -> keras.Model:
     """Returns `model` written with plain Keras layers only.
 
     Factorized layers are folded into the plain layers of their compact
@@ -28,6 +31,10 @@ def deployable_model(model: keras.Model) -> keras.Model:
 
     Args:
         model: A built Functional or Sequential model.
+        fold_batch_norm: Also fold each BatchNormalization into the layer
+            that feeds it where LiteRT's converter would
+            (`keras_rank.core.batch_norm_folding`): the model then computes
+            the same inference outputs with the parameters of the file.
 
     Returns:
         The plain model.
@@ -39,6 +46,8 @@ def deployable_model(model: keras.Model) -> keras.Model:
         model = to_plain_model(model)
     if any(isinstance(layer, LowRankLayer) for layer in model.layers):
         model = low_rank_to_plain_model(model)
+    if fold_batch_norm:
+        model, _ = fold_batch_norms(model)
     return model
 
 
