@@ -24,7 +24,8 @@ directories under --root/<net> (an existing run is read, not repeated):
 Then ``python -m trainers.export --formats=float32,int8`` of every row
 against the dense net (LiteRT test accuracy, exported FLOPs, and latency on
 one thread at batch 1, all files interleaved), and ``python -m
-trainers.analyze`` with its defaults on the dense, LC and prox (90 %) nets.
+trainers.analyze`` with its defaults on the dense, LC (flops) and prox (90 %)
+nets.
 
 Writes <root>/cnn_compression.md, the block between the ``cnn-compression``
 markers of docs/results.md and one row per net and method between the
@@ -59,6 +60,7 @@ RESULTS_BLOCK = "cnn-compression"
 README_BLOCK = "cnn-summary"
 NETS = ("resnet20", "mobilenetv2_small")
 ENERGIES = (80, 90, 100)
+ANALYZED = ("dense", "lc_flops", "prox_90")
 TRAIN_EXAMPLES = 54_000  # data/fashion_mnist's 60k less the 10 % validation
 
 
@@ -143,14 +145,11 @@ def export_rows(root: pathlib.Path, net: str, models: dict) -> dict[str, Any]:
     return json.loads((workdir / "export.json").read_text())
 
 
-def analyze_rows(root: pathlib.Path, net: str, models: dict) -> dict[str, str]:
-    """Runs trainers.analyze with its defaults; returns the report per row."""
-    reports = {}
-    for name in ("dense", "lc_flops", "lc_latency", "prox_90"):
+def analyze_rows(root: pathlib.Path, net: str, models: dict) -> None:
+    """Runs trainers.analyze with its defaults on the `ANALYZED` rows."""
+    for name in ANALYZED:
         workdir = root / net / f"analysis_{name}"
         _run("trainers.analyze", [f"--model_path={models[name]}"], workdir, "report.md")
-        reports[name] = str((workdir / "report.md").relative_to(root))
-    return reports
 
 
 def _met(ok: bool) -> str:
@@ -292,22 +291,31 @@ def main() -> None:
         help="LC's lambda: its first C step's cost, a fraction of the dense layers'",
     )
     args = parser.parse_args()
-    sections, rows = [], []
     for net in args.nets:
         models = train_rows(args.root, net, args.epochs, args.cost_fraction)
-        export = export_rows(args.root, net, models)
-        reports = analyze_rows(args.root, net, models)
+        export_rows(args.root, net, models)
+        analyze_rows(args.root, net, models)
+    # Every net measured so far, also by another invocation (one per net can
+    # run at once): the documents always show all of them.
+    sections, rows = [], []
+    for net in NETS:
+        export_file = args.root / net / "export" / "export.json"
+        if not export_file.is_file():
+            continue
+        export = json.loads(export_file.read_text())
+        reports = {
+            name: f"{net}/analysis_{name}/report.md"
+            for name in ANALYZED
+            if (args.root / net / f"analysis_{name}" / "report.md").is_file()
+        }
         sections += net_lines(args.root, net, export, reports)
         rows += summary_rows(net, export)
     block = "\n".join(sections)
     print(block)
     (args.root / "cnn_compression.md").write_text(block + "\n")
     RESULTS_DOC.write_text(replace_block(RESULTS_DOC.read_text(), RESULTS_BLOCK, block))
-    README.write_text(
-        replace_block(
-            README.read_text(), README_BLOCK, "\n".join(SUMMARY_HEADER + rows)
-        )
-    )
+    summary = "\n".join(SUMMARY_HEADER + rows)
+    README.write_text(replace_block(README.read_text(), README_BLOCK, summary))
 
 
 if __name__ == "__main__":
