@@ -18,6 +18,8 @@ REFERENCE = {"val_accuracy": 0.89, "params": 1_000_000, "flops_mac1": 2_000_000}
         ("params:300000", Budget("params", 300_000, relative=False)),
         ("int8_kb:400", Budget("int8_kb", 400, relative=False)),
         ("int8_kb:0.5", Budget("int8_kb", 0.5, relative=False)),
+        ("latency:0.5", Budget("latency", 0.5, relative=True)),
+        ("latency:800", Budget("latency", 800, relative=False)),
     ],
 )
 def test_budgets_parse(text, budget):
@@ -35,6 +37,8 @@ def test_a_bad_budget_is_one_clear_error(text):
 def test_budget_limits_are_fractions_or_counts():
     assert parse_budget("flops:0.25").limit(REFERENCE) == 500_000
     assert parse_budget("params:300000").limit(REFERENCE) == 300_000
+    assert parse_budget("latency:0.5").limit({"latency_us": 900.0}) == 450.0
+    assert Goal(budget=parse_budget("latency:0.5")).cost_key == "latency_us"
 
 
 def test_a_budget_goal_scores_accuracy_and_ranks_every_infeasible_trial_last():

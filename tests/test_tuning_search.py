@@ -177,6 +177,28 @@ def test_a_file_size_budget_measures_every_trial_s_int8_file(tiny_idx, tmp_path)
     assert list((workdir / "trials" / "0").glob("*.int8.tflite"))
 
 
+def test_a_latency_budget_times_every_trial_and_lc_chooses_by_latency(
+    tiny_idx, tmp_path
+):
+    workdir = tmp_path / "search"
+    results = run_search(
+        _config(tiny_idx, epochs=1),
+        SearchConfig(method="lc", max_trials=1, budget="latency:0.9", final_epochs=0),
+        workdir,
+        model=_mlp((32, 16)),
+    )
+    record, reference = results["best_trial"], results["reference"]
+    assert reference["latency_us"] > 0 and record["latency_us"] > 0
+    assert record["feasible"] == (record["latency_us"] <= 0.9 * reference["latency_us"])
+    assert (workdir / "reference.float32.tflite").is_file()
+    assert list((workdir / "trials" / "0").glob("*.float32.tflite"))
+    # LC's ranks traded the search's shared layer timings, not FLOPs.
+    lc = json.loads((workdir / "trials" / "0" / "results.json").read_text())
+    assert lc["criterion"] == "latency"
+    assert json.loads((workdir / "layer_latency.json").read_text())
+    assert not (workdir / "trials" / "0" / "layer_latency.json").exists()
+
+
 def test_an_accuracy_floor_minimises_flops_and_hyperband_sets_each_trial_s_epochs(
     tiny_idx, tmp_path
 ):

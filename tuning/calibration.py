@@ -23,6 +23,7 @@ from typing import Any
 
 import keras
 
+from keras_rank.layers.latency import LatencyTable
 from keras_rank.lc.calibration import lambda_meeting_cost, safe_lambda
 from keras_rank.prox.calibration import step_sizes, tau_scale
 from keras_rank.training.config import TrainConfig
@@ -34,11 +35,16 @@ def _lc_lambda_scale(
     lc_config: Any,
     steps_per_epoch: int,
     target: float | None,
+    latency: LatencyTable | None,
 ) -> float:
     del config, steps_per_epoch  # LC's C steps see only the weights.
     if target is None:
         return safe_lambda(
-            reference, lc_config.criterion, lc_config.conv_scheme, lc_config.mu0
+            reference,
+            lc_config.criterion,
+            lc_config.conv_scheme,
+            lc_config.mu0,
+            latency=latency,
         )["min"]
     return lambda_meeting_cost(
         reference,
@@ -47,6 +53,7 @@ def _lc_lambda_scale(
         lc_config.mu0,
         target,
         lc_config.min_rank,
+        latency=latency,
     )
 
 
@@ -56,8 +63,9 @@ def _prox_tau_scale(
     prox_config: Any,
     steps_per_epoch: int,
     target: float | None,
+    latency: LatencyTable | None,
 ) -> float:
-    del target  # The thresholds' scale does not depend on the budget.
+    del target, latency  # The thresholds' scale does not depend on costs.
     total = float(step_sizes(config, prox_config, steps_per_epoch).sum())
     return tau_scale(reference, total)["min"]
 
@@ -75,6 +83,7 @@ def measure(
     method_config: Any,
     steps_per_epoch: int,
     target: float | None = None,
+    latency: LatencyTable | None = None,
 ) -> float:
     """Returns the scale `name` of `reference` for one trial's settings.
 
@@ -87,10 +96,11 @@ def measure(
         steps_per_epoch: Optimizer updates per epoch.
         target: The budget as a fraction of the reference's cost; None for
             an accuracy floor.
+        latency: The search's measured latencies (a latency budget).
 
     Raises:
         KeyError: `name` is not one of `SCALES`.
     """
     return float(
-        SCALES[name](reference, config, method_config, steps_per_epoch, target)
+        SCALES[name](reference, config, method_config, steps_per_epoch, target, latency)
     )

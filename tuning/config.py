@@ -34,9 +34,11 @@ class SearchConfig:
     max_trials: int = setting(8, "Trials of the search", bounds=">= 1")
     budget: str | None = setting(
         None,
-        "KIND:VALUE with KIND flops, params or int8_kb: maximise validation "
-        "accuracy within it (flops, params: a fraction <= 1 of the reference's, "
-        f"or a count; int8_kb: KB). Default {DEFAULT_BUDGET} unless --max_drop",
+        "KIND:VALUE with KIND flops, params, int8_kb or latency: maximise "
+        "validation accuracy within it (flops, params, latency: a fraction <= 1 "
+        "of the reference's, or a count, us for latency; int8_kb: KB; latency "
+        "is the float32 LiteRT file's, and LC and prox then choose by measured "
+        f"latency). Default {DEFAULT_BUDGET} unless --max_drop",
     )
     max_drop: float | None = setting(
         None,

@@ -46,8 +46,9 @@ class SearchedMethod:
         config_class: Its config class; its searched settings are the space.
         fixed: Settings the search fixes (e.g. no baselines for LC).
         phases: Maps a trial's epochs to ``(train epochs, method settings)``.
-        run: ``run(config, method_config, workdir, reference_file)``: the
-            library call, resuming from `workdir`.
+        run: ``run(config, method_config, workdir, reference_file,
+            latency)``: the library call, resuming from `workdir`; `latency`
+            is the search's `LatencyTable` (None unless the budget is one).
         delivered: ``delivered(workdir)``: what a finished run delivers.
         starts_from_reference: Whether the run starts from the trained
             reference (LC) rather than from the initial model.
@@ -57,19 +58,25 @@ class SearchedMethod:
     config_class: type
     fixed: dict[str, Any]
     phases: Callable[[int], tuple[int, dict[str, Any]]]
-    run: Callable[[TrainConfig, Any, pathlib.Path, str], dict[str, Any]]
+    run: Callable[[TrainConfig, Any, pathlib.Path, str, Any], dict[str, Any]]
     delivered: Callable[[pathlib.Path], list[Delivered]]
     starts_from_reference: bool = False
 
-    def make_config(self, values: dict[str, Any], epochs: int) -> tuple[int, Any]:
+    def make_config(
+        self, values: dict[str, Any], epochs: int, goal_settings: dict | None = None
+    ) -> tuple[int, Any]:
         """Returns the train epochs and the method config of a trial.
 
         Args:
             values: The trial's values of the searched settings.
             epochs: The trial's budget in epochs, all phases together.
+            goal_settings: Settings the search's goal fixes (a latency
+                budget: ``criterion="latency"``), where the method has them.
         """
         train_epochs, phase_settings = self.phases(epochs)
-        config = self.config_class(**{**self.fixed, **phase_settings, **values})
+        fields = {field.name for field in dataclasses.fields(self.config_class)}
+        goal = {k: v for k, v in (goal_settings or {}).items() if k in fields}
+        config = self.config_class(**{**self.fixed, **goal, **phase_settings, **values})
         return train_epochs, config
 
 
@@ -115,7 +122,7 @@ SEARCHED = {
         config_class=DLRAConfig,
         fixed={},
         phases=lambda epochs: (epochs, {}),
-        run=lambda config, method, workdir, reference: train_dlra(
+        run=lambda config, method, workdir, reference, latency: train_dlra(
             config, method, workdir
         ),
         delivered=_dlra_delivered,
@@ -125,8 +132,8 @@ SEARCHED = {
         config_class=LCConfig,
         fixed={"baselines": False},
         phases=_lc_phases,
-        run=lambda config, method, workdir, reference: train_lc(
-            config, method, workdir, reference=reference
+        run=lambda config, method, workdir, reference, latency: train_lc(
+            config, method, workdir, reference=reference, latency=latency
         ),
         delivered=_lc_delivered,
         starts_from_reference=True,
@@ -136,8 +143,8 @@ SEARCHED = {
         config_class=ProxConfig,
         fixed={"energies": (80.0, 90.0, 95.0, 98.0, 100.0)},
         phases=lambda epochs: (epochs, {}),
-        run=lambda config, method, workdir, reference: train_prox(
-            config, method, workdir
+        run=lambda config, method, workdir, reference, latency: train_prox(
+            config, method, workdir, latency=latency
         ),
         delivered=_prox_delivered,
     ),

@@ -4,10 +4,13 @@ keras-tuner ranks trials by one number. A search has one of two goals:
 
 * ``--budget=KIND:VALUE``: maximise validation accuracy subject to a size
   budget. KIND is ``flops`` (the deployable model's multiply-adds per
-  example), ``params`` (its parameters) or ``int8_kb`` (the size of its int8
-  LiteRT file, KB). For flops and params a VALUE in (0, 1] is a fraction of
-  the reference net's, a VALUE above 1 an absolute count; int8_kb is
-  absolute.
+  example), ``params`` (its parameters), ``int8_kb`` (the size of its int8
+  LiteRT file, KB) or ``latency`` (the median latency of its float32 LiteRT
+  file, us, one thread, batch 1, timed interleaved with the reference's
+  file). For flops, params and latency a VALUE in (0, 1] is a fraction of
+  the reference net's, a VALUE above 1 an absolute count (us); int8_kb is
+  absolute. Under a latency budget LC and prox also choose ranks and splits
+  by measured latency (their ``criterion=latency``).
 * ``--max_drop=POINTS``: minimise the deployable model's FLOPs (or params)
   subject to a validation accuracy at most POINTS below the reference's.
 
@@ -25,8 +28,13 @@ from typing import Any
 
 from keras_rank.core.errors import ConfigError
 
-BUDGET_KINDS = ("flops", "params", "int8_kb")
-COST_KEYS = {"flops": "flops_mac1", "params": "params", "int8_kb": "int8_kb"}
+BUDGET_KINDS = ("flops", "params", "int8_kb", "latency")
+COST_KEYS = {
+    "flops": "flops_mac1",
+    "params": "params",
+    "int8_kb": "int8_kb",
+    "latency": "latency_us",
+}
 """The trial metric each budget kind limits."""
 
 INFEASIBLE_FLOOR = -1000.0
@@ -73,8 +81,8 @@ def parse_budget(text: str) -> Budget:
     if not sep or kind not in BUDGET_KINDS or value is None or not value > 0:
         raise ConfigError(
             f"Expected --budget=KIND:VALUE with KIND one of {', '.join(BUDGET_KINDS)} "
-            f"and VALUE > 0 (flops, params: a fraction <= 1 of the reference's, "
-            f"or a count). Received: --budget={text}"
+            f"and VALUE > 0 (flops, params, latency: a fraction <= 1 of the "
+            f"reference's, or a count; int8_kb: KB). Received: --budget={text}"
         )
     relative = kind != "int8_kb" and value <= 1
     return Budget(kind=kind, value=value, relative=relative)
@@ -133,7 +141,8 @@ class Goal:
 
         Args:
             metrics: The trial's ``val_accuracy`` (fraction) and costs
-                (``params``, ``flops_mac1``, ``int8_kb`` where asked for).
+                (``params``, ``flops_mac1``, ``int8_kb`` or ``latency_us``
+                where asked for).
             reference: The same of the reference net.
         """
         cost = metrics[self.cost_key]

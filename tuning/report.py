@@ -44,6 +44,8 @@ class TrialRecord:
         note: Why it failed, or "".
         epochs: The trial's epochs, all phases together.
         int8_kb: Size of its int8 LiteRT file (KB), where the budget asks.
+        latency_us: Latency of its float32 LiteRT file (us), where the budget
+            asks.
         model_file: The model it delivers, relative to the search's folder.
         worker: The keras-tuner tuner id of the process that ran it.
     """
@@ -61,6 +63,7 @@ class TrialRecord:
     note: str = ""
     epochs: int = 0
     int8_kb: float | None = None
+    latency_us: float | None = None
     model_file: str = ""
     worker: str = ""
 

@@ -44,8 +44,9 @@ from keras_tuner.src.distribute import utils as dist_utils
 
 from keras_rank.core import user_models
 from keras_rank.core.errors import ConfigError
+from keras_rank.core.tflite_file import measure_latency
 from keras_rank.data import DataConfig
-from keras_rank.export import ExportConfig, export_models
+from keras_rank.export import ExportConfig, export_litert, export_models
 from keras_rank.export.representative import representative_examples
 from keras_rank.layers.deployable import deployable_model, deployable_size
 from keras_rank.training import NoCompression, TrainConfig, run_method
@@ -56,6 +57,9 @@ from tuning.config import SearchConfig
 from tuning.methods import SEARCHED
 from tuning.selection import Choice, choose
 from tuning.tuner import (
+    LATENCY_INVOCATIONS,
+    LATENCY_ROUNDS,
+    REFERENCE_FLOAT32,
     REPRESENTATIVE_EXAMPLES,
     MethodTuner,
     SearchContext,
@@ -176,6 +180,8 @@ def _reference(
         metrics["int8_kb"] = int8_kb(
             reference, path / "reference.int8.tflite", examples
         )
+    if search.goal().cost_key == "latency_us":
+        metrics["latency_us"] = _reference_latency(reference, path, evaluator)
     partial = saved.with_name(f".reference.json.{os.getpid()}")
     partial.write_text(json.dumps({"file": str(file), "metrics": metrics}, indent=1))
     os.replace(partial, saved)
@@ -207,6 +213,22 @@ def _training_record(file: pathlib.Path) -> tuple[float, int]:
         return float(summary["wall_time_s"]), int(summary["epochs"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0.0, 0
+
+
+def _reference_latency(
+    reference: keras.Model, path: pathlib.Path, evaluator: ModelEvaluator
+) -> float:
+    """Writes the reference's float32 LiteRT file; returns its latency (us)."""
+    file = export_litert(
+        deployable_model(reference), path / REFERENCE_FLOAT32, "float32"
+    )
+    timing = measure_latency(
+        {"reference": file},
+        representative_examples(evaluator.splits.train, 1, 0),
+        invocations=LATENCY_INVOCATIONS,
+        rounds=LATENCY_ROUNDS,
+    )
+    return timing["reference"]["median_us"]
 
 
 def _examples(evaluator: ModelEvaluator) -> np.ndarray:
@@ -250,7 +272,13 @@ def _final(
     )
     folder = path / "final"
     searched = SEARCHED[name]
-    searched.run(train_config, method_config, folder / "run", str(reference_file))
+    searched.run(
+        train_config,
+        method_config,
+        folder / "run",
+        str(reference_file),
+        tuner.context.latency_table(),
+    )
     chosen = None
     for item in searched.delivered(folder / "run"):
         metrics, _ = tuner.measure(item, folder)

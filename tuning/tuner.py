@@ -40,9 +40,11 @@ import numpy as np
 from keras_rank.core.compressible import compressible_layers
 from keras_rank.core.errors import ConfigError
 from keras_rank.core.layer_matrices import kernel_as_matrix
+from keras_rank.core.tflite_file import measure_latency
 from keras_rank.export.litert import export_litert
 from keras_rank.export.representative import representative_examples
 from keras_rank.layers.deployable import deployable_model, deployable_size
+from keras_rank.layers.latency import LatencyTable
 from keras_rank.training.config import TrainConfig
 from keras_rank.training.engine import TrainingDivergedError
 from keras_rank.training.evaluation import ModelEvaluator
@@ -58,6 +60,11 @@ METHOD_HP = "method"
 EPOCHS_HP = "tuner/epochs"
 REPRESENTATIVE_EXAMPLES = 500
 RANK_TOLERANCE = 1e-6
+
+REFERENCE_FLOAT32 = "reference.float32.tflite"
+"""The reference's float32 LiteRT file in the search's folder (latency budget)."""
+LATENCY_INVOCATIONS = 100
+LATENCY_ROUNDS = 3
 
 
 class SearchConfigError(keras_tuner.errors.FatalError, ConfigError):
@@ -107,11 +114,54 @@ class SearchContext:
         """Whether trials measure their int8 LiteRT file."""
         return self.goal.cost_key == "int8_kb"
 
+    @property
+    def wants_latency(self) -> bool:
+        """Whether trials time their float32 LiteRT file (a latency budget)."""
+        return self.goal.cost_key == "latency_us"
+
+    @property
+    def goal_settings(self) -> dict[str, Any]:
+        """Method settings the goal fixes: the latency criterion, for latency."""
+        return {"criterion": "latency"} if self.wants_latency else {}
+
+    def latency_table(self) -> LatencyTable | None:
+        """The layer timings every trial shares, under a latency budget."""
+        return LatencyTable(self.workdir) if self.wants_latency else None
+
 
 def int8_kb(model: keras.Model, path: pathlib.Path, examples: np.ndarray) -> float:
     """Writes `model`'s int8 LiteRT file at `path`; returns its size in KB."""
     export_litert(deployable_model(model), path, "int8", representative=examples)
     return path.stat().st_size / 1024
+
+
+def latency_us(
+    model: keras.Model,
+    path: pathlib.Path,
+    reference: tuple[pathlib.Path, float],
+    example: np.ndarray,
+) -> float:
+    """Writes `model`'s float32 LiteRT file at `path`; returns its latency (us).
+
+    The file is timed interleaved with the reference's (one thread, batch
+    1), and its latency is the reference's times their ratio, so that a
+    change of machine load between trials does not move it.
+
+    Args:
+        model: The trial's model.
+        path: Its float32 file, written.
+        reference: The reference's float32 file and its latency (us).
+        example: One input example, shape ``(1, ...)``.
+    """
+    export_litert(deployable_model(model), path, "float32")
+    timings = measure_latency(
+        {"reference": reference[0], "trial": path},
+        example,
+        invocations=LATENCY_INVOCATIONS,
+        rounds=LATENCY_ROUNDS,
+    )
+    ratio = timings["trial"]["median_us"] / timings["reference"]["median_us"]
+    return ratio * reference[1]
 
 
 def layer_ranks(
@@ -219,18 +269,25 @@ class MethodTuner(keras_tuner.Tuner):
         name = hp.get(METHOD_HP) if len(methods) > 1 else methods[0]
         searched = SEARCHED[name]
         evaluator, reference = self._shared()
-        train_epochs, provisional = searched.make_config({}, epochs)
+        goal_settings = self.context.goal_settings
+        train_epochs, provisional = searched.make_config({}, epochs, goal_settings)
         config = dataclasses.replace(self.context.config, epochs=train_epochs)
         steps = max((evaluator.splits.train.num_examples or 0) // config.batch_size, 1)
         target = self.context.goal.target_fraction(self.context.reference)
         scales = {
             scale: calibration.measure(
-                scale, reference, config, provisional, steps, target
+                scale,
+                reference,
+                config,
+                provisional,
+                steps,
+                target,
+                self.context.latency_table(),
             )
             for scale in spaces.scales_needed(searched.config_class)
         }
         values = spaces.chosen(hp, searched.config_class, name, scales)
-        _, method_config = searched.make_config(values, epochs)
+        _, method_config = searched.make_config(values, epochs, goal_settings)
         shown = {}
         for item in spaces.searched(searched.config_class):
             value = values[item.name]
@@ -288,6 +345,16 @@ class MethodTuner(keras_tuner.Tuner):
                 folder / f"{delivered.model_file.parent.name}.int8.tflite",
                 self._examples,
             )
+        if self.context.wants_latency:
+            metrics["latency_us"] = latency_us(
+                model,
+                folder / f"{delivered.model_file.parent.name}.float32.tflite",
+                (
+                    self.context.workdir / REFERENCE_FLOAT32,
+                    self.context.reference["latency_us"],
+                ),
+                representative_examples(evaluator.splits.train, 1, 0),
+            )
         return metrics, str(delivered.model_file.relative_to(self.context.workdir))
 
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
@@ -302,7 +369,11 @@ class MethodTuner(keras_tuner.Tuner):
             name, config, method_config, values = self.trial_settings(hp, epochs)
             searched = SEARCHED[name]
             searched.run(
-                config, method_config, folder, str(self.context.reference_file)
+                config,
+                method_config,
+                folder,
+                str(self.context.reference_file),
+                self.context.latency_table(),
             )
             delivered = searched.delivered(folder)
             if not delivered:
@@ -354,6 +425,7 @@ class MethodTuner(keras_tuner.Tuner):
             wall_time_s=time.perf_counter() - start,
             epochs=epochs,
             int8_kb=metrics.get("int8_kb"),
+            latency_us=metrics.get("latency_us"),
             model_file=model_file,
             worker=self.tuner_id,
         )

@@ -197,6 +197,15 @@ class LatencyTable:
             json.loads(self.path.read_text()) if self.path.is_file() else {}
         )
 
+    def _write(self) -> None:
+        """Merges the timings into the file, atomically (workers may share it)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_file():
+            self._times = {**json.loads(self.path.read_text()), **self._times}
+        partial = self.path.with_name(f".{CACHE_FILE}.{os.getpid()}")
+        partial.write_text(json.dumps(self._times, indent=1, sort_keys=True))
+        os.replace(partial, self.path)
+
     def costs(self, layer: keras.layers.Layer, scheme: int = 1) -> LatencyCosts:
         """Returns the latency costs of a built Dense or Conv2D layer.
 
@@ -231,8 +240,7 @@ class LatencyTable:
                 _forms(layer, scheme, ranks), self.invocations, self.rounds
             )
             self._times.update({keys[rank]: time for rank, time in measured.items()})
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self._times, indent=1, sort_keys=True))
+            self._write()
         low_rank = {rank: self._times[keys[rank]] for rank in ranks}
         offset, alpha = fit_affine(low_rank)
         return LatencyCosts(self._times[keys[None]], offset, alpha, low_rank)

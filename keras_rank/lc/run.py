@@ -404,6 +404,7 @@ def train_lc(
     *,
     model: keras.Model | None = None,
     reference: str | None = None,
+    latency: LatencyTable | None = None,
 ) -> dict[str, Any]:
     """Learns each layer's rank with LC, for every lambda; resumes from `workdir`.
 
@@ -416,6 +417,8 @@ def train_lc(
         workdir: Work directory (see the module docstring).
         model: The model to train as the reference; None uses `config`'s.
         reference: A trained `.keras` reference; skips reference training.
+        latency: Where the latency criterion's timings are cached; default
+            a table in `workdir`.
 
     Returns:
         The results written to `workdir/results.json`.
@@ -428,7 +431,10 @@ def train_lc(
         config, path, model, reference, evaluator
     )
     reference_summary.update(_size(reference_model, costs.model_cost(reference_model)))
-    latency = LatencyTable(path) if lc_config.criterion == "latency" else None
+    if lc_config.criterion != "latency":
+        latency = None
+    elif latency is None:
+        latency = LatencyTable(path)
     runs = [
         _run_lambda(
             lam,

@@ -257,16 +257,22 @@ def train_prox(
     workdir: str | os.PathLike,
     *,
     model: keras.Model | None = None,
+    latency: LatencyTable | None = None,
 ) -> dict[str, Any]:
     """Trains with proximal steps of eq. (5), then post-processes; resumes.
 
     The model is `model`, or the one `config` names (zoo or `.keras` file);
-    its Dense and Conv2D layers are regularised (`ProxMethod`).
+    its Dense and Conv2D layers are regularised (`ProxMethod`). Under the
+    latency criterion the timings are cached in `latency`, default a table
+    in `workdir`.
 
     Returns:
         The results written to results.json.
     """
-    latency = LatencyTable(workdir) if prox_config.criterion == "latency" else None
+    if prox_config.criterion != "latency":
+        latency = None
+    elif latency is None:
+        latency = LatencyTable(workdir)
     method = ProxMethod(prox_config, verbose=config.verbose, latency=latency)
     results = run_method(method, config, workdir, model=model)
     if config.verbose:
