@@ -29,7 +29,7 @@ search: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -m "not applications"
+	$(PY) -m pytest -q -m "not applications" --durations=15
 
 # keras.applications' MobileNetV2 and MobileNetV3Small through every method,
 # the export and the analysis: about 25 minutes on 2 cores, so not in `test`.

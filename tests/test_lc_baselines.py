@@ -15,10 +15,11 @@ def random_spectra(rng, sizes):
     return [np.sort(rng.gamma(1.0, size=n))[::-1] for n in sizes]
 
 
-def total_cost(ranks, alphas, dense_costs):
+def total_cost(ranks, alphas, dense_costs, offsets=None):
+    offsets = offsets or [0.0] * len(ranks)
     return sum(
-        float(rank_cost(r, a, d))
-        for r, a, d in zip(ranks, alphas, dense_costs, strict=True)
+        float(rank_cost(r, a, d, o))
+        for r, a, d, o in zip(ranks, alphas, dense_costs, offsets, strict=True)
     )
 
 
@@ -44,22 +45,24 @@ def random_layers(seed):
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_greedy_respects_budget_and_cannot_grow_any_layer(seed):
+@pytest.mark.parametrize("offset_share", [0.0, 0.2])
+def test_greedy_respects_budget_and_cannot_grow_any_layer(seed, offset_share):
     spectra, alphas, dense_costs = random_layers(seed)
-    least = total_cost([1, 1, 1], alphas, dense_costs)
+    offsets = [offset_share * cost for cost in dense_costs]
+    least = total_cost([1, 1, 1], alphas, dense_costs, offsets)
     full = sum(dense_costs)
     for budget in np.linspace(least, full, 7):
         ranks = baselines.greedy_ranks_under_budget(
-            spectra, alphas, dense_costs, budget
+            spectra, alphas, dense_costs, budget, offsets
         )
-        spent = total_cost(ranks, alphas, dense_costs)
+        spent = total_cost(ranks, alphas, dense_costs, offsets)
         assert spent <= budget + 1e-9
         for k, (s, r) in enumerate(zip(spectra, ranks, strict=True)):
             assert 1 <= r <= len(s)
             if r < len(s):  # its next rank must not fit
                 grown = list(ranks)
                 grown[k] = r + 1
-                assert total_cost(grown, alphas, dense_costs) > budget
+                assert total_cost(grown, alphas, dense_costs, offsets) > budget
     assert ranks == [len(s) for s in spectra]  # the full budget keeps everything
 
 
@@ -149,28 +152,30 @@ def test_energy_ranks_refuses_p_outside_unit_interval(p):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_energy_threshold_for_budget_fits_is_best_and_monotone(seed):
+@pytest.mark.parametrize("offset_share", [0.0, 0.2])
+def test_energy_threshold_for_budget_fits_is_best_and_monotone(seed, offset_share):
     spectra, alphas, dense_costs = random_layers(seed)
+    offsets = [offset_share * cost for cost in dense_costs]
     grid = np.linspace(1e-6, 1.0, 2001)
     grid_costs = [
-        total_cost(baselines.energy_ranks(spectra, p), alphas, dense_costs)
+        total_cost(baselines.energy_ranks(spectra, p), alphas, dense_costs, offsets)
         for p in grid
     ]
-    least = total_cost([1, 1, 1], alphas, dense_costs)
+    least = total_cost([1, 1, 1], alphas, dense_costs, offsets)
     previous = None
     for budget in np.linspace(least, sum(dense_costs), 9):
         match = baselines.energy_threshold_for_budget(
-            spectra, alphas, dense_costs, budget
+            spectra, alphas, dense_costs, budget, offsets
         )
         assert match.cost <= budget
-        assert match.cost == total_cost(match.ranks, alphas, dense_costs)
+        assert match.cost == total_cost(match.ranks, alphas, dense_costs, offsets)
         assert baselines.energy_ranks(spectra, match.p) == match.ranks
         # Closest to the budget: no p of a fine grid does better, and any
         # larger p exceeds it.
         assert match.cost >= max(c for c in grid_costs if c <= budget)
         if match.p < 1.0:
             above = baselines.energy_ranks(spectra, np.nextafter(match.p, 2.0))
-            assert total_cost(above, alphas, dense_costs) > budget
+            assert total_cost(above, alphas, dense_costs, offsets) > budget
         if previous is not None:
             assert match.p >= previous.p and match.cost >= previous.cost
             assert all(a >= b for a, b in zip(match.ranks, previous.ranks, strict=True))
