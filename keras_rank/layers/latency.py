@@ -10,7 +10,9 @@ each layer what LiteRT measures:
   :meth:`~keras_rank.layers._low_rank.LowRankLayer.to_plain` pair the export
   writes) at a few ranks, each converted to a float32 LiteRT file with
   ``model.export(format="litert")`` and timed on one thread at batch 1,
-  interleaved (`keras_rank.core.tflite_file.measure_latency`);
+  interleaved (`keras_rank.core.tflite_file.measure_latency`); a form's time
+  is the 10th percentile of its invocations, the least disturbed by other
+  processes;
 * the low-rank timings fitted by least squares with ``t(r) = offset + alpha
   r`` (offset and alpha >= 0), the cost model LC's C step and prox's
   decomposition take.
@@ -61,10 +63,10 @@ class LatencyCosts:
     """One layer's LiteRT latency, full and per unit of rank, in microseconds.
 
     Attributes:
-        dense_us: Median latency of the full layer.
+        dense_us: Latency of the full layer (10th percentile).
         offset_us: Fitted fixed latency of its low-rank form (two ops).
         per_rank_us: Fitted latency per unit of rank of that form, > 0.
-        measured_us: The timed ranks and their median latencies.
+        measured_us: The timed ranks and their latencies.
     """
 
     dense_us: float
