@@ -133,6 +133,7 @@ def run_defaults(root: pathlib.Path, part: str, results: dict) -> dict[str, dict
             config,
             folder,
             str(reference_file),
+            None,  # no latency budget among the parts
         )
         best = None
         for item in searched.delivered(folder):

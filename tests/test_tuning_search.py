@@ -72,10 +72,10 @@ def test_a_diverging_trial_is_failed_and_the_search_goes_on(
 ):
     prox = SEARCHED["prox"]
 
-    def diverge_first(config, method, workdir, reference):
+    def diverge_first(config, method, workdir, reference, latency):
         if workdir.name == "0":  # a learning rate no training survives
             config = dataclasses.replace(config, learning_rate=1e30)
-        return prox.run(config, method, workdir, reference)
+        return prox.run(config, method, workdir, reference, latency)
 
     monkeypatch.setitem(
         tuner_module.SEARCHED, "prox", dataclasses.replace(prox, run=diverge_first)
@@ -228,7 +228,7 @@ def test_an_accuracy_floor_minimises_flops_and_hyperband_sets_each_trial_s_epoch
 def test_a_misconfigured_trial_stops_the_search_at_once(
     tiny_idx, tmp_path, monkeypatch
 ):
-    def misconfigured(config, method, workdir, reference):
+    def misconfigured(config, method, workdir, reference, latency):
         raise ConfigError("Expected tau >= 0. Received: tau=-1")
 
     monkeypatch.setitem(
