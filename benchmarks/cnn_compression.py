@@ -2,6 +2,7 @@ r"""LC and prox on the zoo's ResNet-20 and MobileNetV2: FLOPs, accuracy, LiteRT 
 
     python benchmarks/cnn_compression.py                       # both nets
     python benchmarks/cnn_compression.py --nets resnet20       # one
+    python benchmarks/cnn_compression.py --nets                # tables only
 
 On data/fashion_mnist (28x28x1), every row with the same epoch budget,
 --epochs (default 4) at Adam 1e-3 with a cosine schedule, seed 0. Work
@@ -163,7 +164,8 @@ def _settings(root: pathlib.Path, net: str, row: str) -> str:
     if row.startswith("lc_"):
         results = json.loads((root / net / row / "results.json").read_text())
         run = results["runs"][0]
-        return f"lambda {run['lambda']:g}, ranks {run['ranks']}"
+        ranks = ", ".join(f"{name} {rank}" for name, rank in run["ranks"].items())
+        return f"lambda {run['lambda']:g}; ranks: {ranks}"
     energy = row.split("_")[1]
     config = json.loads((root / net / "prox" / "config.json").read_text())
     tau = config["method"]["prox"]["tau"]
@@ -199,11 +201,11 @@ def net_lines(root: pathlib.Path, net: str, export: dict, reports: dict) -> list
     lines += [f"- {name}: {_settings(root, net, name)}" for name in models]
     lines += ["", "Targets, as written:", ""]
     lines += [f"- {line}" for line in targets(net, models)]
+    where = root.relative_to(REPO) if root.is_relative_to(REPO) else root
+    analysed = ", ".join(f"`{where}/{path}`" for path in reports.values())
     lines += [
         "",
-        "Analysis reports (defaults): "
-        + ", ".join(f"[{name}]({path})" for name, path in reports.items())
-        + f" (under {root.relative_to(REPO) if root.is_relative_to(REPO) else root}).",
+        f"trainers.analyze with its defaults: {analysed or 'not run yet'}.",
         "",
     ]
     return lines
@@ -282,7 +284,13 @@ def main() -> None:
         default=DEFAULT_ROOT,
         help=f"runs folder (default {DEFAULT_ROOT})",
     )
-    parser.add_argument("--nets", nargs="+", choices=NETS, default=list(NETS))
+    parser.add_argument(
+        "--nets",
+        nargs="*",
+        choices=NETS,
+        default=list(NETS),
+        help="nets to run (none: only rewrite the tables from what is measured)",
+    )
     parser.add_argument("--epochs", type=int, default=4, help="epochs of every row")
     parser.add_argument(
         "--cost_fraction",
