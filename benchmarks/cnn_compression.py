@@ -45,7 +45,7 @@ import keras
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tuning_search import replace_block  # noqa: E402
+from tuning_search import add_root_argument, replace_block  # noqa: E402
 
 from keras_rank.layers.latency import LatencyTable  # noqa: E402
 from keras_rank.lc.calibration import lambda_meeting_cost  # noqa: E402
@@ -278,12 +278,7 @@ def summary_rows(net: str, export: dict) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--root",
-        type=lambda t: pathlib.Path(t).resolve(),
-        default=DEFAULT_ROOT,
-        help=f"runs folder (default {DEFAULT_ROOT})",
-    )
+    add_root_argument(parser, DEFAULT_ROOT)
     parser.add_argument(
         "--nets",
         nargs="*",

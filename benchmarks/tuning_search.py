@@ -379,14 +379,19 @@ def merged(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return [both[part] for part in PARTS if part in both]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_root_argument(parser: argparse.ArgumentParser, default: pathlib.Path) -> None:
+    """Adds ``--root``, the runs folder a benchmark reads and writes."""
     parser.add_argument(
         "--root",
-        type=lambda t: pathlib.Path(t).resolve(),
-        default=DEFAULT_ROOT,
-        help=f"runs folder (default {DEFAULT_ROOT})",
+        type=lambda text: pathlib.Path(text).resolve(),
+        default=default,
+        help=f"runs folder (default {default})",
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_root_argument(parser, DEFAULT_ROOT)
     parser.add_argument("--parts", nargs="+", choices=tuple(PARTS), default=list(PARTS))
     args = parser.parse_args()
     sections, rows = {}, {}
