@@ -74,7 +74,10 @@ def test_bad_bounds_text_is_refused_at_declaration():
     ("kwargs", "message"),
     [
         ({"rate": 1.0}, "Expected rate in [0, 1). Received: rate=1.0"),
-        ({"rate": math.inf}, "Expected rate in [0, 1). Received: rate=inf"),
+        (
+            {"rate": math.inf},
+            "Expected rate to be a finite number in [0, 1). Received: rate=inf",
+        ),
         ({"rate": "0.5"}, "Expected rate: a number. Received: rate='0.5'"),
         ({"steps": 0}, "Expected steps (--n) >= 1. Received: steps=0"),
         ({"steps": True}, "Expected steps (--n): an integer. Received: steps=True"),

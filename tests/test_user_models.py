@@ -1,5 +1,7 @@
 """A user's own model: loading, fitting the data, what DLRA leaves as it is."""
 
+import zipfile
+
 import keras
 import numpy as np
 import pytest
@@ -96,10 +98,35 @@ def test_load_model_file_round_trip_and_errors(tmp_path):
         user_models.load_model_file(tmp_path / "mixed.h5")
     with pytest.raises(ConfigError, match="no such file"):
         user_models.load_model_file(tmp_path / "missing.keras")
-    (tmp_path / "broken.keras").write_bytes(b"not a zip file")
+    (tmp_path / "text.keras").write_bytes(b"not a zip file")
+    with pytest.raises(ConfigError, match="text.keras' is not a .keras file: not a"):
+        user_models.load_model_file(tmp_path / "text.keras")
+    with zipfile.ZipFile(tmp_path / "broken.keras", "w") as archive:
+        archive.writestr("config.json", "{not json")
     with pytest.raises(ConfigError, match="broken.keras' cannot be loaded") as info:
         user_models.load_model_file(tmp_path / "broken.keras")
     assert "\n" not in str(info.value)
+
+
+def test_subclassed_model_file_is_refused_in_one_short_line(tmp_path):
+    class Unregistered(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.head = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.head(x)
+
+    model = Unregistered()
+    model(np.zeros((1, 3), "float32"))
+    model.save(tmp_path / "sub.keras")
+    with pytest.raises(ConfigError) as info:
+        user_models.load_model_file(tmp_path / "sub.keras")
+    message = str(info.value)
+    assert "model class 'Unregistered' is not registered" in message
+    assert "Functional" in message and "Sequential" in message
+    # Keras's own message holds the whole object config (~700 characters).
+    assert len(message) < 300 and "\n" not in message
 
 
 def test_check_fits_data():

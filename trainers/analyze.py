@@ -13,8 +13,6 @@ self-contained report.html. The data and splits are read from the trainer's
 config.json beside the model unless --data is given.
 """
 
-from absl import app
-
 from keras_rank.analysis.config import AnalysisConfig
 from keras_rank.analysis.run import analyze
 from trainers import common
@@ -25,7 +23,7 @@ common.define_flags(*COMMANDS["analyze"].configs)
 
 def main(argv: list[str]) -> None:
     """Entry point: flags -> config -> one library call."""
-    common.reject_arguments(argv)
+    del argv  # parse_flags refused any positional argument
     common.run_or_exit(
         lambda: analyze(
             common.config_from_flags(AnalysisConfig),
@@ -35,4 +33,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_command("analyze", main)

@@ -6,8 +6,6 @@ Re-running the same command with the same --workdir resumes from the newest
 checkpoint.
 """
 
-from absl import app
-
 from keras_rank.training import TrainConfig, train_and_evaluate
 from trainers import common
 from trainers.commands import COMMANDS, WorkdirArgs
@@ -17,7 +15,7 @@ common.define_flags(*COMMANDS["baseline"].configs)
 
 def main(argv: list[str]) -> None:
     """Entry point: flags -> config -> one library call."""
-    common.reject_arguments(argv)
+    del argv  # parse_flags refused any positional argument
     common.run_or_exit(
         lambda: train_and_evaluate(
             common.config_from_flags(TrainConfig),
@@ -27,4 +25,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_command("baseline", main)

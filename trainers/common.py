@@ -2,18 +2,30 @@
 
 Every flag of every trainer is a setting of a config class
 (`keras_rank.core.settings`): `define_flags` defines them, `config_from_flags`
-builds the frozen config from the parsed values. Nothing here repeats a
-name, default, bound or help text of a setting.
+builds the frozen config from the parsed values, `help_text` lists them
+grouped by config. Nothing here repeats a name, default, bound or help text
+of a setting. `run_command` runs a trainer's ``main`` the one way every bad
+input ends: one line on stderr, exit status 2.
 """
 
+import functools
+import re
 import sys
+import textwrap
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from absl import app, flags
 
 from keras_rank.core.errors import KerasRankError
 from keras_rank.core.settings import Setting, as_text, parse_text, settings_of
+from trainers import startup
+from trainers.commands import COMMANDS, command_sections, module_of, own_settings
+
+USAGE_EXIT = 2
+"""The exit status of every refused input, flag parsing included."""
+
+HELP_FLAGS = ("--help", "-help", "-h", "--helpshort", "-helpshort", "-?")
 
 
 def flag_settings(*config_classes: type) -> list[Setting]:
@@ -70,19 +82,109 @@ def config_from_flags(config_class: type, **overrides: Any) -> Any:
     return config_class(**{**flag_values(config_class), **overrides})
 
 
+def refuse(message: str) -> NoReturn:
+    """Writes ``error: <message>`` as one line on stderr; exits with status 2."""
+    print("error: " + " ".join(str(message).split()), file=sys.stderr)
+    sys.exit(USAGE_EXIT)
+
+
 def run_or_exit(fn: Callable[[], object]) -> None:
     """Runs `fn`; bad input becomes one line on stderr and exit status 2."""
     try:
         fn()
     except KerasRankError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        refuse(str(error))
 
 
-def reject_arguments(argv: list[str]) -> None:
-    """Refuses positional arguments: trainers take flags only."""
-    if len(argv) > 1:
-        raise app.UsageError(
-            f"error: unexpected arguments {' '.join(argv[1:])!r}; "
+def _flag_line(item: Setting) -> str:
+    name = (
+        f"--[no]{item.flag}"
+        if item.kind is bool and not item.many
+        else f"--{item.flag}"
+    )
+    return f"  {name} (default: {item.shown_default})"
+
+
+def help_text(name: str) -> str:
+    """Returns command `name`'s ``--help``: what it does, every flag, grouped.
+
+    The groups are the config classes that declare the flags, in the order
+    of docs/cli.md, which holds the same text as tables.
+    """
+    command = COMMANDS[name]
+    lines = [
+        f"python -m {module_of(name)}: {command.summary}",
+        "",
+        f"    {command.usage}",
+        "",
+        "Flags (--flag=value), grouped by the config that declares them (docs/cli.md):",
+    ]
+    for config_class in command_sections(name):
+        settings = own_settings(config_class)
+        if not settings:
+            continue
+        lines += ["", f"{config_class.__name__} ({config_class.__module__}):"]
+        for item in settings:
+            lines.append(_flag_line(item))
+            lines += textwrap.wrap(
+                item.describe(),
+                width=79,
+                initial_indent=" " * 6,
+                subsequent_indent=" " * 6,
+            )
+    return "\n".join(lines)
+
+
+def _parse_error(error: flags.Error) -> str:
+    """Rewrites an absl parse error in the words of the other refusals."""
+    text = str(error).rstrip(".")
+    missing = re.search(r"Flag --(\w+) must have a value other than None", text)
+    if missing:
+        return f"--{missing.group(1)} is required"
+    boolean = re.fullmatch(r"flag --(\w+)=(.*): \('Non-boolean argument.*", text)
+    if boolean:
+        name, value = boolean.groups()
+        return (
+            f"Expected --{name} to be true or false (or --no{name}). "
+            f"Received: --{name}={value}"
+        )
+    return text
+
+
+def parse_flags(name: str, argv: list[str]) -> list[str]:
+    """Parses command `name`'s flags; help and every refusal end here.
+
+    ``--help`` (``-h``, ``--helpshort``) prints `help_text` and exits 0. An
+    unknown flag, a missing required one, a malformed boolean or a
+    positional argument is one ``error:`` line and exit status 2, like a
+    bad value found later (`run_or_exit`).
+
+    Returns:
+        `argv` as absl leaves it (the program name alone).
+    """
+    if any(arg in HELP_FLAGS for arg in argv[1:]):
+        print(help_text(name))
+        sys.exit(0)
+    try:
+        rest = flags.FLAGS(argv)
+    except flags.Error as error:
+        refuse(f"{_parse_error(error)}. Run with --help to list the flags.")
+    if len(rest) > 1:
+        refuse(
+            f"unexpected arguments {' '.join(rest[1:])!r}; "
             "trainers take --flag=value only."
         )
+    return rest
+
+
+def run_command(name: str, main: Callable[[list[str]], None]) -> None:
+    """Runs `main` as command `name` with absl (`parse_flags` parses).
+
+    TensorFlow's Python logger shows errors only, unless ``--tf_logs``.
+    """
+
+    def logged_main(argv: list[str]) -> None:
+        startup.show_tensorflow_logs(flags.FLAGS.tf_logs)
+        main(argv)
+
+    app.run(logged_main, flags_parser=functools.partial(parse_flags, name))

@@ -12,8 +12,6 @@ Re-running the same command with the same --workdir resumes from the newest
 checkpoint, also after the layers changed shape.
 """
 
-from absl import app
-
 from keras_rank.dlra import DLRAConfig
 from keras_rank.dlra.run import train_dlra
 from keras_rank.training import TrainConfig
@@ -25,7 +23,7 @@ common.define_flags(*COMMANDS["dlra"].configs)
 
 def main(argv: list[str]) -> None:
     """Entry point: flags -> configs -> one library call."""
-    common.reject_arguments(argv)
+    del argv  # parse_flags refused any positional argument
     common.run_or_exit(
         lambda: train_dlra(
             common.config_from_flags(TrainConfig),
@@ -36,4 +34,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_command("dlra", main)

@@ -15,7 +15,7 @@ export.json, report.md and export.png in --workdir and prints the table.
 
 import pathlib
 
-from absl import app, logging
+from absl import logging
 
 from keras_rank.core import user_models
 from keras_rank.core.errors import ConfigError
@@ -45,7 +45,7 @@ def default_name(path: str) -> str:
 
 def main(argv: list[str]) -> None:
     """Entry point: flags -> models and config -> one library call."""
-    common.reject_arguments(argv)
+    del argv  # parse_flags refused any positional argument
     # The converter logs every SavedModel it writes at INFO; keep warnings.
     logging.set_verbosity(logging.WARNING)
 
@@ -80,4 +80,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_command("export", main)

@@ -14,8 +14,6 @@ net for the remaining epochs. Re-running the same command with the same
 --workdir resumes from the newest checkpoint.
 """
 
-from absl import app
-
 from keras_rank.prox import ProxConfig, train_prox
 from keras_rank.training import TrainConfig
 from trainers import common
@@ -26,7 +24,7 @@ common.define_flags(*COMMANDS["prox"].configs)
 
 def main(argv: list[str]) -> None:
     """Entry point: flags -> configs -> one library call."""
-    common.reject_arguments(argv)
+    del argv  # parse_flags refused any positional argument
     common.run_or_exit(
         lambda: train_prox(
             common.config_from_flags(TrainConfig),
@@ -37,4 +35,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_command("prox", main)

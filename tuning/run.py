@@ -98,6 +98,8 @@ def _check(config: TrainConfig, search: SearchConfig) -> None:
             raise ConfigError(f"--method={name}: {error}") from error
     if search.reference is not None:
         user_models.load_model_file(search.reference, argument="reference")
+    if config.model_path is not None:
+        user_models.load_model_file(config.model_path)
 
 
 def _oracle(config: TrainConfig, search: SearchConfig) -> keras_tuner.Oracle:

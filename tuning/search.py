@@ -14,8 +14,7 @@ resumes: finished trials are not run again. Distributed over processes or
 machines with keras-tuner's own chief/worker mode: docs/tuning.md.
 """
 
-from absl import app
-
+import trainers  # noqa: F401  (first: TensorFlow starts quietly)
 from keras_rank.training import TrainConfig
 from trainers import common
 from trainers.commands import COMMANDS, WorkdirArgs
@@ -27,7 +26,7 @@ common.define_flags(*COMMANDS["search"].configs)
 
 def main(argv: list[str]) -> None:
     """Entry point: flags -> configs -> one library call."""
-    common.reject_arguments(argv)
+    del argv  # parse_flags refused any positional argument
     common.run_or_exit(
         lambda: run_search(
             common.config_from_flags(TrainConfig),
@@ -38,4 +37,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    common.run_command("search", main)

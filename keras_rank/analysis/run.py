@@ -41,7 +41,7 @@ from keras_rank.core import costs, user_models
 from keras_rank.core.compressible import matrix_layers
 from keras_rank.core.errors import ConfigError
 from keras_rank.core.layer_matrices import unit_matrix
-from keras_rank.core.workdirs import make_writable_folder
+from keras_rank.core.workdirs import check_writable_folder, make_writable_folder
 from keras_rank.layers.deployable import deployable_model
 from keras_rank.training.evaluation import ModelEvaluator
 from keras_rank.training.unit_history import (
@@ -261,7 +261,7 @@ def analyze(config: AnalysisConfig, workdir: str | os.PathLike) -> dict[str, Any
             to load.
     """
     say = print if config.verbose else (lambda line: None)
-    path = make_writable_folder(workdir, "workdir")
+    check_writable_folder(workdir, "workdir")
     loaded = user_models.load_model_file(config.model_path)
     model = deployable_model(loaded)
     layer = config.layer or _first_prunable(model, config)
@@ -270,6 +270,8 @@ def analyze(config: AnalysisConfig, workdir: str | os.PathLike) -> dict[str, Any
     evaluator = ModelEvaluator(config.train_config())
     splits = evaluator.splits
     user_models.check_fits_data(model, splits.input_shape, splits.num_classes)
+    # Written only once the model, the layer, the counts and the data are good.
+    path = make_writable_folder(workdir, "workdir")
 
     def evaluate(candidate: keras.Model) -> float:
         return float(evaluator.test_metrics(candidate)["accuracy"])

@@ -35,6 +35,9 @@ _KEY = "keras_rank.setting"
 REQUIRED = dataclasses.MISSING
 """The default of a setting that must be given (it has none)."""
 
+SEED_BOUNDS = "[0, 4294967295]"
+"""The bounds of a seed: those of NumPy's (and so Keras's) seeds, [0, 2**32)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Bounds:
@@ -379,13 +382,13 @@ def _check_one(item: Setting, value: Any) -> Any:
         ok = isinstance(value, kind) and not isinstance(value, bool)
     if not ok and not (kind is str and item.many):
         raise ConfigError(
-            f"Expected {named}: {_KIND_WORDS[kind]}. "
-            f"Received: {item.name}={value!r}"
+            f"Expected {named}: {_KIND_WORDS[kind]}. Received: {item.name}={value!r}"
         )
     if kind is float and ok and not math.isfinite(value):
-        expected = f" {item.bounds}" if item.bounds else ": a finite number"
+        bounds = f" {item.bounds}" if item.bounds else ""
         raise ConfigError(
-            f"Expected {named}{expected}. Received: {item.name}={value!r}"
+            f"Expected {named} to be a finite number{bounds}. "
+            f"Received: {item.name}={value!r}"
         )
     if item.choices is not None and value not in item.choices:
         raise ConfigError(
@@ -427,8 +430,7 @@ def check_settings(config: Any) -> None:
         if item.many:
             if isinstance(value, str) or not isinstance(value, Sequence):
                 raise ConfigError(
-                    f"Expected {item.name}: a sequence. Received: "
-                    f"{item.name}={value!r}"
+                    f"Expected {item.name}: a sequence. Received: {item.name}={value!r}"
                 )
             value = tuple(
                 _check_one(item, os.fspath(v) if isinstance(v, os.PathLike) else v)

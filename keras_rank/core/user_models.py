@@ -7,8 +7,10 @@ model keeps its graph in Python code; it is refused with one line that says
 what is supported.
 """
 
+import json
 import os
 import pathlib
+import zipfile
 
 import keras
 from keras.src.models.functional import Functional
@@ -169,18 +171,41 @@ def load_model_file(
         )
     if not file.is_file():
         raise ConfigError(f"{argument}='{path}': no such file.")
+    if not zipfile.is_zipfile(file):
+        raise ConfigError(
+            f"{argument}='{path}' is not a .keras file: not a zip archive "
+            "(model.save('name.keras') writes one)."
+        )
     try:
         model = keras.saving.load_model(file, compile=False)
     except Exception as error:  # Any loading failure is bad input here.
-        lines = str(error).strip().splitlines()
-        reason = lines[0] if lines else type(error).__name__
         raise ConfigError(
-            f"{argument}='{path}' cannot be loaded: {reason} (custom layers "
-            "must be registered with keras.saving.register_keras_serializable "
-            "and imported first)."
+            f"{argument}='{path}' cannot be loaded: {_load_failure(file, error)}"
         ) from error
     check_graph_model(model)
     return model
+
+
+def _load_failure(file: pathlib.Path, error: Exception) -> str:
+    """Why Keras could not load `file`, in one sentence a user can act on."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            class_name = json.loads(archive.read("config.json"))["class_name"]
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile):
+        class_name = None
+    if class_name is not None and class_name not in ("Functional", "Sequential"):
+        return (
+            f"its model class '{class_name}' is not registered. A subclassed "
+            f"model cannot be compressed here: keras_rank supports "
+            f"{SUPPORTED_KINDS} models."
+        )
+    # Keras appends the whole object config to some messages: keep the reason.
+    reason = " ".join(str(error).split()).split(" Full object config")[0]
+    return (
+        f"{reason[:300] or type(error).__name__} (custom layers must be "
+        "registered with keras.saving.register_keras_serializable and imported "
+        "first)."
+    )
 
 
 def check_fits_data(

@@ -3,7 +3,7 @@
 import dataclasses
 from typing import Any
 
-from keras_rank.core.settings import check_settings, setting
+from keras_rank.core.settings import SEED_BOUNDS, check_settings, setting
 from keras_rank.data.splits import DEFAULT_DATA_DIR, DataSplits, load_splits
 
 
@@ -41,7 +41,7 @@ class DataConfig:
         "Share of the training split held out for validation",
         bounds="[0, 1)",
     )
-    split_seed: int = setting(0, "Seed of the validation split")
+    split_seed: int = setting(0, "Seed of the validation split", bounds=SEED_BOUNDS)
 
     def __post_init__(self):
         check_settings(self)

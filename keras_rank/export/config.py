@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from keras_rank.core.errors import ConfigError
-from keras_rank.core.settings import setting
+from keras_rank.core.settings import SEED_BOUNDS, setting
 from keras_rank.data import DataConfig
 
 FORMATS = ("float32", "dynamic", "float16", "int8", "qat_int8")
@@ -75,7 +75,9 @@ class ExportConfig(DataConfig):
         "Interleaved timing rounds; the median is taken over all invocations",
         bounds=">= 1",
     )
-    seed: int = setting(0, "Seed of the representative draw and of QAT")
+    seed: int = setting(
+        0, "Seed of the representative draw and of QAT", bounds=SEED_BOUNDS
+    )
     verbose: int = setting(
         1, "0 silent; 1 or 2: progress lines and the table", choices=(0, 1, 2)
     )

@@ -28,6 +28,7 @@ from keras_rank import plots
 from keras_rank.core import costs, user_models
 from keras_rank.core.errors import ConfigError
 from keras_rank.core.linalg import robust_svd, stays_dense
+from keras_rank.core.workdirs import check_writable_folder
 from keras_rank.layers import low_rank_to_plain_model
 from keras_rank.layers.deployable import deployable_size
 from keras_rank.layers.latency import LatencyTable
@@ -49,7 +50,7 @@ from keras_rank.training import (
     run_method,
 )
 from keras_rank.training.evaluation import ModelEvaluator
-from keras_rank.training.run import prepare_workdir
+from keras_rank.training.run import check_workdir
 from keras_rank.training.summary import summary_block
 
 
@@ -66,9 +67,9 @@ def _run_phase(
     """Runs (or resumes) one phase; a finished one is read, not run again.
 
     A finished phase is only reused when it was run with the same settings:
-    otherwise `prepare_workdir` names the difference.
+    otherwise `check_workdir` names the difference.
     """
-    prepare_workdir(path, config, method.settings(), write=False)
+    check_workdir(path, config, method.settings(), writable=False)
     results = path / "results.json"
     if results.is_file():
         return json.loads(results.read_text())
@@ -424,12 +425,13 @@ def train_lc(
         The results written to `workdir/results.json`.
     """
     start = time.perf_counter()
-    path = pathlib.Path(workdir)
-    path.mkdir(parents=True, exist_ok=True)
+    # Nothing is written before the data and a given reference are loaded.
+    path = check_writable_folder(workdir)
     evaluator = ModelEvaluator(config)
     reference_model, reference_summary = _reference(
         config, path, model, reference, evaluator
     )
+    path.mkdir(parents=True, exist_ok=True)
     reference_summary.update(_size(reference_model, costs.model_cost(reference_model)))
     if lc_config.criterion != "latency":
         latency = None

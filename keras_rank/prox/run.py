@@ -21,6 +21,7 @@ import numpy as np
 
 from keras_rank import plots
 from keras_rank.core.compressible import compressible_layers
+from keras_rank.core.errors import ConfigError
 from keras_rank.core.layer_matrices import layer_matrix
 from keras_rank.layers.deployable import deployable_model, deployable_size
 from keras_rank.layers.latency import LatencyTable
@@ -268,7 +269,18 @@ def train_prox(
 
     Returns:
         The results written to results.json.
+
+    Raises:
+        ConfigError: `prox_config.reload_epoch` leaves no epoch to train the
+            compressed net (it must be below `config.epochs`).
     """
+    reload = prox_config.reload_epoch
+    if reload is not None and reload >= config.epochs:
+        raise ConfigError(
+            f"Expected reload_epoch below epochs ({config.epochs}): the net is "
+            "compressed after that epoch and trains on compressed. Received: "
+            f"reload_epoch={reload}"
+        )
     if prox_config.criterion != "latency":
         latency = None
     elif latency is None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from keras_rank import models
 from keras_rank.core.errors import ConfigError
-from keras_rank.core.settings import setting
+from keras_rank.core.settings import SEED_BOUNDS, setting
 from keras_rank.data import DataConfig
 from keras_rank.training import optimizers, task_loss
 
@@ -85,7 +85,9 @@ class TrainConfig(DataConfig):
         "(softmax: probabilities; linear: logits)",
         choices=task_loss.FROM_LOGITS,
     )
-    seed: int = setting(0, "Seed of initialisation, dropout and data order")
+    seed: int = setting(
+        0, "Seed of initialisation, dropout and data order", bounds=SEED_BOUNDS
+    )
     strategy: str = setting("default", "tf.distribute strategy", choices=STRATEGIES)
     cpu_devices: int = setting(
         0,
@@ -99,7 +101,10 @@ class TrainConfig(DataConfig):
     )
     jit_compile: bool = setting(False, "Compile the train step with XLA")
     verbose: int = setting(
-        1, "0 silent, 1 progress bar, 2 one line per epoch", choices=(0, 1, 2)
+        1,
+        "0 silent, 1 progress bar (one line per epoch when stdout is not a "
+        "terminal), 2 one line per epoch",
+        choices=(0, 1, 2),
     )
     record_units: tuple[str, ...] = setting(
         (),
@@ -137,23 +142,24 @@ class TrainConfig(DataConfig):
         """Returns the fields as a JSON-able dict."""
         return dataclasses.asdict(self)
 
-    def check_resumable_from(self, saved: dict[str, Any], workdir: str) -> None:
-        """Raises `ConfigError` if `saved` describes a different run.
+    def changes_from(self, saved: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """Returns the settings a resumed run may not change, where they differ.
 
         Args:
             saved: The `to_dict()` of the config a work directory was made with.
-            workdir: The work directory, named in the error.
+
+        Returns:
+            ``{name: (saved value, this run's value)}``, in field order; empty
+            when this run can resume the saved one.
         """
         # A cosine schedule's length is fixed by the epochs it was made for.
         resumable = RESUMABLE_CHANGES - (
             {"epochs"} if self.lr_schedule == "cosine" else set()
         )
-        for name, value in self.to_dict().items():
-            if name in resumable or name not in saved:
-                continue
-            if json.loads(json.dumps(saved[name])) != json.loads(json.dumps(value)):
-                raise ConfigError(
-                    f"workdir '{workdir}' holds a run with {name}={saved[name]!r}, "
-                    f"but this run asks for {name}={value!r}. Use a new workdir "
-                    "or the same settings to resume."
-                )
+        return {
+            name: (saved[name], value)
+            for name, value in self.to_dict().items()
+            if name not in resumable
+            and name in saved
+            and json.loads(json.dumps(saved[name])) != json.loads(json.dumps(value))
+        }

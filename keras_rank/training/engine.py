@@ -9,6 +9,7 @@ plug in through `LossTerm` and `Callback` (see `keras_rank.training.hooks`).
 import math
 import os
 import pathlib
+import sys
 import time
 from collections.abc import Sequence
 
@@ -45,6 +46,12 @@ def _batch_sums(per_example_loss, correct) -> tf.Tensor:
     return tf.stack([tf.reduce_sum(per_example_loss), tf.reduce_sum(correct), count])
 
 
+def _is_terminal(stream) -> bool:
+    """Whether `stream` is an interactive terminal (a progress bar redraws)."""
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
 class Trainer:
     """Trains a classifier with a custom loop, extensible by methods.
 
@@ -63,7 +70,9 @@ class Trainer:
         checkpoint_dir: Where per-epoch checkpoints go; None disables them.
             Every worker restores from it; only the chief writes to it.
         log_dir: Where TensorBoard logs go (chief only); None disables them.
-        verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch. 1 is
+            taken as 2 when stdout is not a terminal (a log file gets one
+            readable line per epoch, not the bar's redraws).
         jit_compile: Compile the per-replica train step with XLA.
     """
 
@@ -87,7 +96,7 @@ class Trainer:
         self.loss_terms = tuple(loss_terms)
         self.gradient_transforms = tuple(gradient_transforms)
         self.callbacks = tuple(callbacks)
-        self.verbose = verbose
+        self.verbose = 2 if verbose == 1 and not _is_terminal(sys.stdout) else verbose
         self.jit_compile = jit_compile
         self.history: list[dict[str, float]] = []
         self.epochs_done = 0

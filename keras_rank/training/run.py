@@ -29,7 +29,7 @@ import tensorflow as tf
 from keras_rank import models
 from keras_rank.core import costs, user_models
 from keras_rank.core.errors import ConfigError
-from keras_rank.core.workdirs import make_writable_folder
+from keras_rank.core.workdirs import check_writable_folder, make_writable_folder
 from keras_rank.training import optimizers
 from keras_rank.training.config import TrainConfig
 from keras_rank.training.engine import Trainer
@@ -82,6 +82,82 @@ def initial_model(
     return model, source
 
 
+def _leaves(settings: Any, prefix: str) -> dict[str, Any]:
+    """`settings` (nested dicts) flattened to ``{"method.lc.mu0": value}``."""
+    if not isinstance(settings, dict):
+        return {prefix: settings}
+    leaves = {}
+    for name, value in settings.items():
+        leaves.update(_leaves(value, f"{prefix}.{name}"))
+    return leaves
+
+
+def check_workdir(
+    workdir: str | os.PathLike,
+    config: TrainConfig,
+    method_config: dict[str, Any] | None = None,
+    *,
+    writable: bool = True,
+) -> pathlib.Path:
+    """Checks, writing nothing, that this run may start or resume in `workdir`.
+
+    Args:
+        workdir: The work directory.
+        config: The run's configuration.
+        method_config: The method's own settings.
+        writable: Whether this process must be able to write there (the
+            other workers of a cluster only read config.json, if the chief
+            wrote it yet).
+
+    Returns:
+        The work directory as a path.
+
+    Raises:
+        ConfigError: The folder cannot be written, or holds a run of other
+            settings; the message names each setting that differs.
+    """
+    path = check_writable_folder(workdir) if writable else pathlib.Path(workdir)
+    saved = path / "config.json"
+    if not saved.is_file():
+        return path
+    previous = json.loads(saved.read_text())
+    changes = config.changes_from(previous)
+    before = _leaves(previous.get("method"), "method")
+    after = _leaves(json.loads(json.dumps(method_config)), "method")
+    for name in dict.fromkeys([*before, *after]):
+        if before.get(name) != after.get(name):
+            changes[name] = (before.get(name), after.get(name))
+    if changes:
+        differences = "; ".join(
+            f"{name}={old!r} there, {new!r} here"
+            for name, (old, new) in changes.items()
+        )
+        raise ConfigError(
+            f"workdir '{workdir}' holds a run of other settings: {differences}. "
+            "Use a new workdir, or the same settings to resume."
+        )
+    return path
+
+
+def write_run_config(
+    workdir: str | os.PathLike,
+    config: TrainConfig,
+    method_config: dict[str, Any] | None = None,
+) -> pathlib.Path:
+    """Creates `workdir` and writes the run's config.json (atomically).
+
+    Raises:
+        ConfigError: The folder cannot be created or written.
+    """
+    path = make_writable_folder(workdir)
+    current = {**config.to_dict(), "method": method_config}
+    # Atomic, so a worker reading it meanwhile never sees half a file.
+    partial = path / f".config.json.{os.getpid()}"
+    partial.write_text(json.dumps(current, indent=1))
+    os.replace(partial, path / "config.json")
+    return path
+
+
 def prepare_workdir(
     workdir: str | os.PathLike,
     config: TrainConfig,
@@ -89,7 +165,7 @@ def prepare_workdir(
     *,
     write: bool = True,
 ) -> pathlib.Path:
-    """Creates `workdir`, or checks that it holds a run of the same configs.
+    """`check_workdir`, then (with `write`) `write_run_config`.
 
     Args:
         workdir: The work directory.
@@ -101,25 +177,8 @@ def prepare_workdir(
     Raises:
         ConfigError: The folder cannot be written, or holds another run.
     """
-    # The other workers of a cluster only read the folder.
-    path = make_writable_folder(workdir) if write else pathlib.Path(workdir)
-    saved = path / "config.json"
-    current = {**config.to_dict(), "method": method_config}
-    if saved.is_file():
-        previous = json.loads(saved.read_text())
-        config.check_resumable_from(previous, str(workdir))
-        if previous.get("method") != json.loads(json.dumps(method_config)):
-            raise ConfigError(
-                f"workdir '{workdir}' holds a run with method settings "
-                f"{previous.get('method')}, but this run asks for {method_config}. "
-                "Use a new workdir or the same settings to resume."
-            )
-    if write:
-        # Atomic, so a worker reading it meanwhile never sees half a file.
-        partial = saved.with_name(f".config.json.{os.getpid()}")
-        partial.write_text(json.dumps(current, indent=1))
-        os.replace(partial, saved)
-    return path
+    path = check_workdir(workdir, config, method_config, writable=write)
+    return write_run_config(path, config, method_config) if write else path
 
 
 def run_method(
@@ -150,7 +209,9 @@ def run_method(
     """
     strategy = make_strategy(config.strategy, config.cpu_devices)
     method_settings = method.settings()
-    path = prepare_workdir(workdir, config, method_settings, write=is_chief(strategy))
+    # Nothing is written before the settings, the data and the model are
+    # known to be good.
+    path = check_workdir(workdir, config, method_settings, writable=is_chief(strategy))
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     splits = config.load_splits()
@@ -167,6 +228,8 @@ def run_method(
             ),
             epochs=config.epochs,
         )
+    if is_chief(strategy):
+        write_run_config(path, config, method_settings)
     trainer = Trainer(
         model,
         optimizer,
