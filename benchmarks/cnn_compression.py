@@ -11,12 +11,15 @@ directories under --root/<net> (an existing run is read, not repeated):
 - dense: ``python -m trainers.baseline --model=<net>``;
 - lc_flops, lc_latency: ``python -m trainers.lc --reference=<dense>
   --criterion=flops|latency --lc_steps=<epochs - 1> --finetune_epochs=1
-  --nobaselines``, LC's epochs on top of the dense net's, as LC starts from
-  a trained net. lambda is hand-set, not searched: the one at which LC's
-  first C step (at mu0, on the dense net's weights) brings the compressed
-  layers to --cost_fraction of their cost under the run's criterion
-  (`keras_rank.lc.calibration.lambda_meeting_cost`, the tuning search's
-  scale). The latency criterion's timings are cached in lc_latency/;
+  --nobaselines --mu0=<--lc_mu0>``, LC's epochs on top of the dense net's,
+  as LC starts from a trained net. lambda is hand-set, not searched: the one
+  at which LC's first C step (at mu0, on the dense net's weights) brings the
+  compressed layers to --cost_fraction of their cost under the run's
+  criterion (`keras_rank.lc.calibration.lambda_meeting_cost`, the tuning
+  search's scale). mu0 is 100x LC's default: at 5e-4 the three L steps of a
+  4-epoch budget left ResNet-20's weights 45 % away from their low-rank
+  projection (the net before fine-tuning was at chance), at 0.05 7 %. The
+  latency criterion's timings are cached in lc_latency/;
 - prox: ``python -m trainers.prox --criterion=latency --tau=<tau>`` from
   scratch, tau the tuning search's scale (`tuning.calibration`,
   ``prox_tau_scale``) on the dense net; its decompositions at 80, 90 and
@@ -86,8 +89,10 @@ def _run(module: str, flags: list[str], workdir: pathlib.Path, done: str) -> Non
         subprocess.run(command, cwd=REPO, check=True, stdout=log, stderr=log)
 
 
-def _lc_lambda(dense: keras.Model, criterion: str, folder, fraction: float) -> float:
-    config = LCConfig(criterion=criterion)
+def _lc_lambda(
+    dense: keras.Model, criterion: str, folder, fraction: float, mu0: float
+) -> float:
+    config = LCConfig(criterion=criterion, mu0=mu0)
     latency = LatencyTable(folder) if criterion == "latency" else None
     lam = lambda_meeting_cost(
         dense, criterion, config.conv_scheme, config.mu0, fraction, latency=latency
@@ -102,7 +107,9 @@ def _prox_tau(dense: keras.Model, net: str, epochs: int) -> float:
     return float(f"{tau:.3g}")
 
 
-def train_rows(root: pathlib.Path, net: str, epochs: int, fraction: float) -> dict:
+def train_rows(
+    root: pathlib.Path, net: str, epochs: int, fraction: float, mu0: float
+) -> dict:
     """Trains (or reads) every row of one net; returns ``{row: model file}``."""
     folder = root / net
     flags = _train_flags(net, epochs)
@@ -112,11 +119,12 @@ def train_rows(root: pathlib.Path, net: str, epochs: int, fraction: float) -> di
     models = {"dense": dense_file}
     for criterion in ("flops", "latency"):
         workdir = folder / f"lc_{criterion}"
-        lam = _lc_lambda(dense, criterion, workdir, fraction)
+        lam = _lc_lambda(dense, criterion, workdir, fraction, mu0)
         lc_flags = [
             f"--reference={dense_file}",
             f"--criterion={criterion}",
             f"--lambda={lam:g}",
+            f"--mu0={mu0:g}",
             f"--lc_steps={epochs - 1}",
             "--finetune_epochs=1",
             "--nobaselines",
@@ -288,14 +296,23 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=int, default=4, help="epochs of every row")
     parser.add_argument(
+        "--lc_mu0",
+        type=float,
+        default=0.05,
+        help="LC's mu0 (its default is 5e-4): large enough that the weights "
+        "reach the low-rank net within the few L steps of the budget",
+    )
+    parser.add_argument(
         "--cost_fraction",
         type=float,
-        default=0.4,
+        default=0.3,
         help="LC's lambda: its first C step's cost, a fraction of the dense layers'",
     )
     args = parser.parse_args()
     for net in args.nets:
-        models = train_rows(args.root, net, args.epochs, args.cost_fraction)
+        models = train_rows(
+            args.root, net, args.epochs, args.cost_fraction, args.lc_mu0
+        )
         export_rows(args.root, net, models)
         analyze_rows(args.root, net, models)
     # Every net measured so far, also by another invocation (one per net can
