@@ -12,6 +12,7 @@ the paper does; `deployable` counts model_compact.keras, which can hold more
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -200,16 +201,18 @@ def train_dlra(
     workdir: str | os.PathLike,
     *,
     model: keras.Model | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Trains a model with RaRe + DLRA (`DLRAMethod`); resumes from `workdir`.
 
-    The model is `model`, or the one `config` names (zoo or `.keras` file).
+    The model is `model`, or the one `config` names (zoo or `.keras` file);
+    `callbacks` are the user's, as in `keras_rank.training.run_method`.
 
     Returns:
         The results written to results.json.
     """
     method = DLRAMethod(dlra_config, seed=config.seed, verbose=config.verbose)
-    results = run_method(method, config, workdir, model=model)
+    results = run_method(method, config, workdir, model=model, callbacks=callbacks)
     if dlra_config.factorizes and config.verbose:
         print(summary_table(results))
     return results

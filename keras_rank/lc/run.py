@@ -19,6 +19,7 @@ import json
 import os
 import pathlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -63,6 +64,7 @@ def _run_phase(
     config: TrainConfig,
     method: Method,
     model: keras.Model | None,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Runs (or resumes) one phase; a finished one is read, not run again.
 
@@ -73,7 +75,7 @@ def _run_phase(
     results = path / "results.json"
     if results.is_file():
         return json.loads(results.read_text())
-    return run_method(method, config, path, model=model)
+    return run_method(method, config, path, model=model, callbacks=callbacks)
 
 
 class LCMethod(MethodBase):
@@ -155,6 +157,7 @@ def _reference(
     model: keras.Model | None,
     reference: str | None,
     evaluator: ModelEvaluator,
+    callbacks: Sequence[Any] = (),
 ) -> tuple[keras.Model, dict[str, Any]]:
     """Returns the reference net and its summary, training it if needed."""
     if reference is not None:
@@ -174,7 +177,7 @@ def _reference(
             "epochs": 0,
         }
     path = workdir / "reference"
-    results = _run_phase(path, config, NoCompression(), model)
+    results = _run_phase(path, config, NoCompression(), model, callbacks)
     loaded = keras.saving.load_model(path / "model.keras", compile=False)
     return loaded, {
         "source": results["model_source"],
@@ -209,6 +212,7 @@ def _finetune(
     model: keras.Model,
     evaluator: ModelEvaluator,
     reference_cost: costs.ModelCost,
+    callbacks: Sequence[Any] = (),
 ) -> tuple[keras.Model, dict[str, Any], dict[str, Any]]:
     """Fine-tunes a low-rank net.
 
@@ -235,7 +239,7 @@ def _finetune(
     if lc_config.finetune_learning_rate is not None:
         settings["learning_rate"] = lc_config.finetune_learning_rate
     results = _run_phase(
-        path, dataclasses.replace(config, **settings), NoCompression(), model
+        path, dataclasses.replace(config, **settings), NoCompression(), model, callbacks
     )
     tuned = keras.saving.load_model(path / "model.keras", compile=False)
     entry = {
@@ -300,6 +304,7 @@ def _run_lambda(
     reference_summary: dict[str, Any],
     evaluator: ModelEvaluator,
     latency: LatencyTable | None,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """LC, fine-tuning and the baselines for one lambda; writes results.json."""
     path = _lambda_dir(workdir, lam)
@@ -319,10 +324,17 @@ def _run_lambda(
         dataclasses.replace(config, epochs=lc_config.lc_epochs),
         method,
         reference,
+        callbacks,
     )
     compact = keras.saving.load_model(path / "lc" / "model_lowrank.keras")
     tuned, summary, finetuned = _finetune(
-        config, lc_config, path / "finetune", compact, evaluator, reference_cost
+        config,
+        lc_config,
+        path / "finetune",
+        compact,
+        evaluator,
+        reference_cost,
+        callbacks,
     )
     tuned.save(path / "model_lowrank.keras")
     plain = low_rank_to_plain_model(tuned)
@@ -342,7 +354,7 @@ def _run_lambda(
     if lc_config.baselines:
         budget = lc_results["lc"]["steps"][-1]["cost"]
         summary["baselines"] = _run_baselines(
-            config, lc_config, path, reference, specs, budget, evaluator
+            config, lc_config, path, reference, specs, budget, evaluator, callbacks
         )
     block = summary_block(
         method="lc",
@@ -374,6 +386,7 @@ def _run_baselines(
     specs: list[LayerSpec],
     budget: float,
     evaluator: ModelEvaluator,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Both heuristic baselines at LC's cost, each fine-tuned like LC's net."""
     reference_cost = costs.model_cost(reference)
@@ -393,6 +406,7 @@ def _run_baselines(
             compact,
             evaluator,
             reference_cost,
+            callbacks,
         )
         entries[f"baseline{which}"] = {**summary, "ranks": _ranks(choices)}
     return entries
@@ -406,6 +420,7 @@ def train_lc(
     model: keras.Model | None = None,
     reference: str | None = None,
     latency: LatencyTable | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Learns each layer's rank with LC, for every lambda; resumes from `workdir`.
 
@@ -420,6 +435,9 @@ def train_lc(
         reference: A trained `.keras` reference; skips reference training.
         latency: Where the latency criterion's timings are cached; default
             a table in `workdir`.
+        callbacks: The user's callbacks (`keras.callbacks` objects or engine
+            callbacks), run in every phase: the reference's training, the L
+            steps and each fine-tuning.
 
     Returns:
         The results written to `workdir/results.json`.
@@ -429,7 +447,7 @@ def train_lc(
     path = check_writable_folder(workdir)
     evaluator = ModelEvaluator(config)
     reference_model, reference_summary = _reference(
-        config, path, model, reference, evaluator
+        config, path, model, reference, evaluator, callbacks
     )
     path.mkdir(parents=True, exist_ok=True)
     reference_summary.update(_size(reference_model, costs.model_cost(reference_model)))
@@ -447,6 +465,7 @@ def train_lc(
             reference_summary,
             evaluator,
             latency,
+            callbacks,
         )
         for lam in lc_config.lambdas
     ]

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import pathlib
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -259,9 +260,11 @@ def train_prox(
     *,
     model: keras.Model | None = None,
     latency: LatencyTable | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Trains with proximal steps of eq. (5), then post-processes; resumes.
 
+    `callbacks` are the user's, as in `keras_rank.training.run_method`.
     The model is `model`, or the one `config` names (zoo or `.keras` file);
     its Dense and Conv2D layers are regularised (`ProxMethod`). Under the
     latency criterion the timings are cached in `latency`, default a table
@@ -286,7 +289,7 @@ def train_prox(
     elif latency is None:
         latency = LatencyTable(workdir)
     method = ProxMethod(prox_config, verbose=config.verbose, latency=latency)
-    results = run_method(method, config, workdir, model=model)
+    results = run_method(method, config, workdir, model=model, callbacks=callbacks)
     if config.verbose:
         print(summary_table(results))
     return results

@@ -27,6 +27,7 @@ from keras_rank.training.hooks import (
     LossTerm,
     ModelRebuild,
 )
+from keras_rank.training.keras_callbacks import as_engine_callback
 from keras_rank.training.strategy import distribute_batches, is_chief
 from keras_rank.training.task_loss import TaskLoss, resolve_task_loss
 
@@ -66,7 +67,9 @@ class Trainer:
         loss_terms: Extra loss terms computed inside the train step.
         gradient_transforms: Applied in order to the gradients inside the
             train step, before the optimizer update.
-        callbacks: Eager hooks between steps and epochs.
+        callbacks: Eager hooks between steps and epochs: engine callbacks
+            (`hooks.Callback`) or `keras.callbacks.Callback` objects, run
+            through `keras_callbacks.KerasCallback`.
         checkpoint_dir: Where per-epoch checkpoints go; None disables them.
             Every worker restores from it; only the chief writes to it.
         log_dir: Where TensorBoard logs go (chief only); None disables them.
@@ -95,7 +98,7 @@ class Trainer:
         self.task_loss = task_loss or resolve_task_loss(model)
         self.loss_terms = tuple(loss_terms)
         self.gradient_transforms = tuple(gradient_transforms)
-        self.callbacks = tuple(callbacks)
+        self.callbacks = tuple(as_engine_callback(c) for c in callbacks)
         self.verbose = 2 if verbose == 1 and not _is_terminal(sys.stdout) else verbose
         self.jit_compile = jit_compile
         self.history: list[dict[str, float]] = []

@@ -21,6 +21,7 @@ import json
 import os
 import pathlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -34,6 +35,7 @@ from keras_rank.training import optimizers
 from keras_rank.training.config import TrainConfig
 from keras_rank.training.engine import Trainer
 from keras_rank.training.evaluation import Deployable, ModelEvaluator
+from keras_rank.training.keras_callbacks import as_engine_callback
 from keras_rank.training.method import Method, NoCompression, Run
 from keras_rank.training.strategy import is_chief, make_strategy
 from keras_rank.training.summary import run_summary
@@ -187,6 +189,7 @@ def run_method(
     workdir: str | os.PathLike,
     *,
     model: keras.Model | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Trains a model with `method` as `config` says, resuming from `workdir`.
 
@@ -203,6 +206,11 @@ def run_method(
         workdir: Work directory (see the module docstring for its layout).
         model: The model to train (Functional or Sequential); None builds
             the one `config` names (`model` of the zoo or `model_path`).
+        callbacks: The user's callbacks, after the method's:
+            `keras.callbacks.Callback` objects (EarlyStopping, CSVLogger,
+            TensorBoard, ...; see `keras_rank.training.keras_callbacks`) or
+            engine callbacks. Refused before anything is written when the
+            engine cannot apply them.
 
     Returns:
         The dict written to `workdir/results.json`.
@@ -212,6 +220,7 @@ def run_method(
     # Nothing is written before the settings, the data and the model are
     # known to be good.
     path = check_workdir(workdir, config, method_settings, writable=is_chief(strategy))
+    user_callbacks = [as_engine_callback(callback) for callback in callbacks]
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     splits = config.load_splits()
@@ -240,6 +249,7 @@ def run_method(
         callbacks=(
             *method.callbacks(),
             UnitHistory(path / HISTORY_DIR, config.record_units),
+            *user_callbacks,
         ),
         checkpoint_dir=path / "checkpoints",
         log_dir=path / "tensorboard",
@@ -315,16 +325,20 @@ def train_and_evaluate(
     workdir: str | os.PathLike,
     *,
     model: keras.Model | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Trains a model as it is (no compression); resumes from `workdir`.
 
     `run_method` with `NoCompression`: the baseline trainer, and the
-    reference and fine-tuning phases of LC.
+    reference and fine-tuning phases of LC. `model` and `callbacks` are
+    `run_method`'s.
 
     Returns:
         The dict written to `workdir/results.json`.
     """
-    return run_method(NoCompression(), config, workdir, model=model)
+    return run_method(
+        NoCompression(), config, workdir, model=model, callbacks=callbacks
+    )
 
 
 def _params_line(params: int, deployable_params: int) -> str:
