@@ -1,4 +1,4 @@
-"""docs/cli.md is what the settings render: it cannot go stale."""
+"""docs/cli.md and docs/api.md are what the code renders: they cannot go stale."""
 
 import sys
 
@@ -35,3 +35,14 @@ def test_check_mode_fails_on_a_stale_file(tmp_path, monkeypatch):
     else:
         raise AssertionError("--check passed a stale file")
 
+
+
+def test_docs_api_reference_is_up_to_date_and_complete():
+    import keras_rank
+    from trainers import api_reference
+
+    grouped = [name for names in api_reference.GROUPS.values() for name in names]
+    assert sorted(grouped) == sorted(keras_rank.__all__)
+    assert api_reference.PATH.read_text() == api_reference.render(), (
+        "docs/api.md is stale: run python -m trainers.api_reference"
+    )

@@ -107,3 +107,19 @@ def test_import_keras_rank_loads_nothing_heavy_beyond_keras(fresh_process_load):
     assert [name for name in added if name.split(".")[0] != "keras_rank"] == []
     for heavy in ("keras_rank.data", "keras_rank.plots", "keras_rank.training"):
         assert heavy not in added
+
+
+def test_package_exports_every_entry_point_on_first_use():
+    import importlib
+
+    import keras_rank
+
+    lazy = keras_rank._LAZY
+    assert set(lazy) <= set(keras_rank.__all__) and set(lazy) <= set(dir(keras_rank))
+    for name, module in lazy.items():
+        assert getattr(keras_rank, name) is getattr(
+            importlib.import_module(module), name
+        )
+    assert callable(keras_rank.train_lc) and callable(keras_rank.deployable_model)
+    with pytest.raises(AttributeError, match="no attribute 'train_nothing'"):
+        keras_rank.train_nothing  # noqa: B018
