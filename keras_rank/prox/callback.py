@@ -26,11 +26,13 @@ import keras
 import numpy as np
 
 from keras_rank.core.compressible import compressible_layers
+from keras_rank.core.errors import ConfigError
 from keras_rank.core.layer_matrices import kernel_as_matrix, kernel_from_matrix
 from keras_rank.layers.latency import LatencyTable
 from keras_rank.prox import decompose, operators
 from keras_rank.prox.config import ProxConfig
 from keras_rank.training.hooks import Callback, ModelRebuild
+from keras_rank.training.keras_fit import FitCallback
 
 
 def _zeros_like_slot(shape: tuple[int, ...]):
@@ -197,3 +199,33 @@ class Prox(Callback):
             for index in range(len(state))
             if (key := f"spectrum_{index}") in state
         }
+
+
+def fit_callback(config: ProxConfig, verbose: int = 0) -> keras.callbacks.Callback:
+    """Returns prox's proximal steps as a callback of the user's own `Model.fit`.
+
+    The model must be compiled; the proximal step size rho is its
+    optimizer's learning rate, as with the trainer. After `fit`,
+    `keras_rank.prox.decompose.decompose(model, energy)` splits each layer
+    at an energy into low-rank layers. The epoch's log entries (per-layer
+    nuclear norms and ranks, ``prox_rank``) join Keras's logs.
+
+    Compared with `train_prox`: no reload (`reload_epoch` rebuilds the
+    model at smaller shapes, which `fit` cannot follow; refused), no
+    checkpoint of the callback's state, and `fit`'s own data order, so the
+    weights are not bit-equal to the trainer's.
+
+    Args:
+        config: The prox settings (`tau`, `prox_every`, ...).
+        verbose: Print one line per epoch with the effective ranks.
+
+    Raises:
+        ConfigError: `config.reload_epoch` is set.
+    """
+    if config.reload_epoch is not None:
+        raise ConfigError(
+            "Expected reload_epoch=None in Model.fit: the reload rebuilds the "
+            "model at smaller shapes, which only train_prox can follow. "
+            f"Received: reload_epoch={config.reload_epoch}"
+        )
+    return FitCallback(Prox(config, verbose=verbose), name="Prox")
