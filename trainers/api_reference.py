@@ -11,10 +11,10 @@ import dataclasses
 import inspect
 import pathlib
 import re
-import sys
 
 import keras_rank
 from keras_rank.core.settings import settings_of
+from trainers.generated_docs import write_or_check
 
 PATH = pathlib.Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
@@ -99,14 +99,7 @@ def render() -> str:
 
 def main() -> None:
     """Writes docs/api.md, or with --check exits 1 when it is stale."""
-    text = render()
-    if sys.argv[1:] == ["--check"]:
-        current = PATH.read_text() if PATH.is_file() else ""
-        if current != text:
-            sys.exit(f"{PATH} is stale: run python -m trainers.api_reference")
-        return
-    PATH.write_text(text)
-    print(f"wrote {PATH}")
+    write_or_check(PATH, render(), "trainers.api_reference")
 
 
 if __name__ == "__main__":

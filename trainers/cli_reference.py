@@ -9,10 +9,10 @@ fails when the file differs from what this renders.
 """
 
 import pathlib
-import sys
 
 from keras_rank.core.settings import Setting
 from trainers.commands import COMMANDS, command_sections, module_of, own_settings
+from trainers.generated_docs import write_or_check
 
 PATH = pathlib.Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 
@@ -85,15 +85,7 @@ def render() -> str:
 
 def main() -> None:
     """Writes docs/cli.md, or with --check exits 1 when it is stale."""
-    text = render()
-    if sys.argv[1:] == ["--check"]:
-        current = PATH.read_text() if PATH.is_file() else ""
-        if current != text:
-            sys.exit(f"{PATH} is stale: run python -m trainers.cli_reference")
-        return
-    PATH.parent.mkdir(parents=True, exist_ok=True)
-    PATH.write_text(text)
-    print(f"wrote {PATH}")
+    write_or_check(PATH, render(), "trainers.cli_reference")
 
 
 if __name__ == "__main__":
