@@ -12,14 +12,21 @@ directories under --root/<net> (an existing run is read, not repeated):
 - lc_flops, lc_latency: ``python -m trainers.lc --reference=<dense>
   --criterion=flops|latency --lc_steps=<epochs - 1> --finetune_epochs=1
   --nobaselines --mu0=<--lc_mu0>``, LC's epochs on top of the dense net's,
-  as LC starts from a trained net. lambda is hand-set, not searched: the one
-  at which LC's first C step (at mu0, on the dense net's weights) brings the
-  compressed layers to --cost_fraction of their cost under the run's
-  criterion (`keras_rank.lc.calibration.lambda_meeting_cost`, the tuning
-  search's scale). mu0 is 100x LC's default: at 5e-4 the three L steps of a
-  4-epoch budget left ResNet-20's weights 45 % away from their low-rank
-  projection (the net before fine-tuning was at chance), at 0.05 7 %. The
-  latency criterion's timings are cached in lc_latency/;
+  as LC starts from a trained net. lambda is hand-set, not searched. Under
+  flops it is the one at which LC's first C step (at mu0, on the dense net's
+  weights) brings the compressed layers to --cost_fraction of their FLOPs
+  (`keras_rank.lc.calibration.lambda_meeting_cost`, the tuning search's
+  scale). Under latency it is the one whose first C step meets the
+  measured latency of the flops row's first C step (`_latency_fraction`):
+  both rows start at the same latency, so their accuracy and speed compare
+  (the same fraction of 0.3 under latency, whose low-rank pairs carry a
+  fixed cost, put every ResNet-20 layer at rank 1: 67.1 % test accuracy).
+  mu0 is 100x LC's default: at 5e-4 the three L steps of a 4-epoch
+  budget left ResNet-20's weights 45 % away from their low-rank projection
+  (relative Frobenius distance over all layers), at 0.05 7 % (but 18-46 %
+  for its rank-1 layers: both low-rank nets are near chance before their
+  fine-tuning epoch). The latency criterion's timings are cached in
+  lc_latency/;
 - prox: ``python -m trainers.prox --criterion=latency --tau=<tau>`` from
   scratch, tau the tuning search's scale (`tuning.calibration`,
   ``prox_tau_scale``) on the dense net; its decompositions at 80, 90 and
@@ -44,13 +51,17 @@ import sys
 from typing import Any
 
 import keras
+import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tuning_search import add_root_argument, replace_block  # noqa: E402
 
+from keras_rank.core.linalg import robust_svd  # noqa: E402
 from keras_rank.layers.latency import LatencyTable  # noqa: E402
+from keras_rank.layers.rank_specs import layer_specs  # noqa: E402
+from keras_rank.lc.c_step import rank_cost, select_rank  # noqa: E402
 from keras_rank.lc.calibration import lambda_meeting_cost  # noqa: E402
 from keras_rank.lc.config import LCConfig  # noqa: E402
 from keras_rank.prox.config import ProxConfig  # noqa: E402
@@ -90,14 +101,41 @@ def _run(module: str, flags: list[str], workdir: pathlib.Path, done: str) -> Non
 
 
 def _lc_lambda(
-    dense: keras.Model, criterion: str, folder, fraction: float, mu0: float
+    dense: keras.Model, criterion: str, fraction: float, mu0: float, latency=None
 ) -> float:
     config = LCConfig(criterion=criterion, mu0=mu0)
-    latency = LatencyTable(folder) if criterion == "latency" else None
     lam = lambda_meeting_cost(
         dense, criterion, config.conv_scheme, config.mu0, fraction, latency=latency
     )
     return float(f"{lam:.3g}")
+
+
+def _latency_fraction(
+    dense: keras.Model, flops_lambda: float, mu0: float, latency: LatencyTable
+) -> float:
+    """The measured latency of the flops row's first C step, as a fraction.
+
+    LC's first C step under flops (at `flops_lambda`, on the dense net's
+    weights) picks a rank for each layer; this is those layers' latency
+    under `latency`, over their dense latency. Calibrating the latency row
+    to it starts both rows at the same latency, so their accuracies and
+    measured speeds compare.
+    """
+    scheme = LCConfig().conv_scheme
+    timed = {spec.name: spec for spec in layer_specs(dense, "latency", scheme, latency)}
+    spent = full = 0.0
+    for spec in layer_specs(dense, "flops", scheme):
+        matrix = spec.matrix(dense.get_layer(spec.name).kernel)
+        values = np.asarray(robust_svd(matrix, spec.name)[0], np.float64)
+        chosen = select_rank(values, spec.alpha, spec.dense_cost, flops_lambda, mu0)
+        cost = timed[spec.name]
+        full += cost.dense_cost
+        spent += (
+            cost.dense_cost
+            if chosen.dense
+            else float(rank_cost(chosen.rank, cost.alpha, cost.dense_cost, cost.offset))
+        )
+    return spent / full
 
 
 def _prox_tau(dense: keras.Model, net: str, epochs: int) -> float:
@@ -117,9 +155,15 @@ def train_rows(
     dense_file = folder / "dense" / "model.keras"
     dense = keras.saving.load_model(dense_file)
     models = {"dense": dense_file}
-    for criterion in ("flops", "latency"):
+    flops_lambda = _lc_lambda(dense, "flops", fraction, mu0)
+    table = LatencyTable(folder / "lc_latency")
+    latency_fraction = _latency_fraction(dense, flops_lambda, mu0, table)
+    lambdas = {
+        "flops": flops_lambda,
+        "latency": _lc_lambda(dense, "latency", latency_fraction, mu0, table),
+    }
+    for criterion, lam in lambdas.items():
         workdir = folder / f"lc_{criterion}"
-        lam = _lc_lambda(dense, criterion, workdir, fraction, mu0)
         lc_flags = [
             f"--reference={dense_file}",
             f"--criterion={criterion}",
