@@ -1,4 +1,4 @@
-"""Prox's proximal steps in the user's own Model.fit agree with train_prox."""
+"""Prox and LC in the user's own Model.fit agree with their trainers."""
 
 import keras
 import numpy as np
@@ -6,9 +6,11 @@ import pytest
 
 from keras_rank import models
 from keras_rank.core.errors import ConfigError
+from keras_rank.lc import LCConfig, LCFitCallback, LCPenalty, train_lc
+from keras_rank.lc.calibration import lambda_meeting_cost
 from keras_rank.prox import ProxConfig, fit_callback, train_prox
 from keras_rank.prox.decompose import decompose
-from keras_rank.training import TrainConfig
+from keras_rank.training import TrainConfig, train_and_evaluate
 
 TAU = 300.0  # compresses LeNet300 on the tiny data within 3 epochs
 
@@ -72,3 +74,54 @@ def test_prox_in_model_fit_refuses_what_needs_the_trainer(tiny_idx):
     callback.set_model(model)
     with pytest.raises(ConfigError, match="needs a compiled model"):
         callback.on_train_begin()
+
+
+def test_lc_in_model_fit_finds_the_trainers_ranks(tiny_idx, tmp_path):
+    config = TrainConfig(
+        model="lenet300", data=str(tiny_idx), epochs=2, batch_size=50, verbose=0
+    )
+    train_and_evaluate(config, tmp_path / "ref")
+    reference = tmp_path / "ref" / "model.keras"
+    dense = keras.saving.load_model(reference)
+    lam = float(f"{lambda_meeting_cost(dense, 'flops', 1, 5e-4, 0.3):.3g}")
+    lc = LCConfig(lambdas=(lam,), lc_steps=3, finetune_epochs=1, baselines=False)
+    trained = train_lc(config, lc, tmp_path / "lc", reference=str(reference))
+    trainer_ranks = trained["runs"][0]["ranks"]
+
+    _, images, labels = _arrays(config)
+    model = keras.saving.load_model(reference)
+    model.compile(
+        keras.optimizers.Adam(1e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    callback = LCFitCallback(lc, lam)
+    model.fit(
+        images, labels, batch_size=50, epochs=lc.lc_epochs, verbose=0,
+        callbacks=[callback],
+    )  # fmt: skip
+    fit_choices = callback.callback.choices()
+    assert trainer_ranks["dense_1"] not in (300, "300 (dense)")  # LC compressed it
+    for name, choice in fit_choices.items():
+        rank = trainer_ranks[name]
+        if isinstance(rank, str):  # "100 (dense)"
+            assert choice.dense, name
+        else:  # the data orders differ: ranks within 10 %
+            assert not choice.dense and abs(choice.rank - rank) <= 0.1 * rank, name
+    assert all(model.get_layer(name).kernel.regularizer is None for name in fit_choices)
+    assert callback.low_rank_model().count_params() < model.count_params()
+
+
+def test_lc_penalty_is_the_compiled_models_regularization_while_fitting(tiny_idx):
+    splits = TrainConfig(model="lenet300", data=str(tiny_idx)).load_splits()
+    model = _compiled(splits)
+    callback = LCFitCallback(LCConfig(), 1e-5)
+    callback.set_model(model)
+    callback.on_train_begin()
+    lc = callback.callback
+    assert len(model.losses) == len(lc.specs) == 3
+    lc.mu.assign(0.5)  # Theta is W after the first C step but at the ranks' cut
+    np.testing.assert_allclose(
+        float(sum(model.losses)), float(LCPenalty(lc)(model)), rtol=1e-5
+    )
+    callback.on_train_end()
+    assert model.losses == []

@@ -36,11 +36,12 @@ from keras_rank.lc.c_step import (
     select_rank,
     truncation_errors,
 )
-from keras_rank.lc.callback import LC, LCPenalty
+from keras_rank.lc.callback import LC, LCFitCallback, LCPenalty
 from keras_rank.lc.config import LCConfig
 from keras_rank.lc.run import train_lc
 
 __all__ = [
+    "LCFitCallback",
     "LC",
     "LCConfig",
     "LCPenalty",
