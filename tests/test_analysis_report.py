@@ -1,6 +1,7 @@
 """The whole analysis: `analyze`, its report, `trainers.analyze`, bad input."""
 
 import json
+import zipfile
 
 import keras
 import numpy as np
@@ -183,18 +184,29 @@ def test_bad_input_is_one_clear_line(trained_run, tmp_path, flag, message):
         )
 
 
-def test_trainer_refuses_a_file_that_does_not_load(tmp_path):
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (None, "is not a .keras file: not a zip archive"),
+        ({"config.json": "{not json"}, "cannot be loaded"),
+    ],
+)
+def test_trainer_refuses_a_file_that_does_not_load(tmp_path, content, reason):
     broken = tmp_path / "broken.keras"
-    broken.write_bytes(b"not a zip")
+    if content is None:
+        broken.write_bytes(b"not a zip")
+    else:
+        with zipfile.ZipFile(broken, "w") as archive:
+            for name, text in content.items():
+                archive.writestr(name, text)
     result = run_trainer(
         "analyze", f"--model_path={broken}", f"--workdir={tmp_path / 'out'}"
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert (
-        lines[-1].startswith("error: model_path=") and "cannot be loaded" in lines[-1]
-    )
+    assert lines[-1].startswith("error: model_path=") and reason in lines[-1]
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_trainer_analyzes_a_users_model_file(trained_run, tmp_path):
