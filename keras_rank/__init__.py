@@ -49,6 +49,10 @@ _LAZY = {
     "train_lc": "keras_rank.lc",
     "ProxConfig": "keras_rank.prox",
     "train_prox": "keras_rank.prox",
+    # The same methods in the user's own model.fit.
+    "DLRAFitCallback": "keras_rank.dlra",
+    "LCFitCallback": "keras_rank.lc",
+    "ProxFitCallback": "keras_rank.prox",
     # Shipping: plain layers, LiteRT files.
     "deployable_model": "keras_rank.export",
     "deployable_size": "keras_rank.export",

@@ -39,6 +39,11 @@ GROUPS = {
         "ProxConfig",
         "train_prox",
     ),
+    "Compress in your own model.fit": (
+        "DLRAFitCallback",
+        "LCFitCallback",
+        "ProxFitCallback",
+    ),
     "Ship": (
         "deployable_model",
         "deployable_size",

@@ -7,9 +7,16 @@ states), `pair_search` (the cached most parallel pairs and RaRe on them),
 (`train_dlra`: configs into a work directory).
 """
 
-from keras_rank.dlra.callback import DLRA
+from keras_rank.dlra.callback import DLRA, DLRAFitCallback
 from keras_rank.dlra.config import L2_TARGETS, DLRAConfig
 from keras_rank.dlra.pair_search import axis_vectors
 from keras_rank.dlra.run import train_dlra
 
-__all__ = ["DLRA", "L2_TARGETS", "DLRAConfig", "axis_vectors", "train_dlra"]
+__all__ = [
+    "DLRA",
+    "DLRAFitCallback",
+    "L2_TARGETS",
+    "DLRAConfig",
+    "axis_vectors",
+    "train_dlra",
+]

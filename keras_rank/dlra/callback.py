@@ -13,7 +13,8 @@
 
 It composes a `PairSearch` (which pairs to test, the cached most parallel
 pairs, RaRe on them) and a `ModelEditor` (fusions, rebuilds, compression
-bookkeeping).
+bookkeeping). `DLRAFitCallback` runs the same parts from the user's own
+`Model.fit`, fusions kept as masks until `compact_model()`.
 """
 
 import dataclasses
@@ -23,13 +24,16 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_rank.core.errors import ConfigError
 from keras_rank.core.graph import ModelGraph
 from keras_rank.dlra.config import DLRAConfig
 from keras_rank.dlra.gradient_noise import GradientNoise
 from keras_rank.dlra.model_editor import ModelEditor
 from keras_rank.dlra.pair_search import PairSearch
-from keras_rank.layers.factorize import factorized_layers
+from keras_rank.layers.deployable import deployable_model
+from keras_rank.layers.factorize import factorize_model, factorized_layers
 from keras_rank.training.hooks import Callback, ModelRebuild
+from keras_rank.training.keras_fit import FitCallback
 
 
 class DLRA(Callback):
@@ -169,3 +173,80 @@ class _FactorL2Term:
             kernel = layer.kernel * layer.col_mask[:, None] * layer.row_mask[None, :]
             squares.append(tf.reduce_sum(tf.square(kernel)))
         return self.lambda2 * tf.add_n(squares) / len(squares)
+
+
+class _MaskedDLRA(DLRA):
+    """`DLRA` whose fused vectors stay masked: `fit` trains one model."""
+
+    def on_epoch_end(self, trainer, epoch: int, logs) -> None:
+        """Logs compression and dimensions; never rebuilds."""
+        self._bind(trainer.model)
+        self.editor.log_epoch(trainer.model, logs)
+
+
+class DLRAFitCallback(FitCallback):
+    """RaRe + DLRA in the user's own `Model.fit`, on a factorized model.
+
+    `prepare_model` factorizes the model (as `train_dlra` does); compile it
+    and fit with this callback. RaRe and the factor L2 join the compiled
+    loss (logged as ``rare`` and ``factor_l2``); between steps the most
+    parallel pairs are searched and fused by assigning the layers' P, W', Q
+    arrays, so shapes never change during `fit` (the epoch's logs carry
+    ``compression`` and each layer's live dimensions, as with the trainer).
+    After `fit`, `compact_model()` is the trained function written with
+    plain Dense/Conv2D layers of the compact sizes, to export.
+
+    Compared with `train_dlra`: no rebuild at compact shapes each epoch (a
+    step costs the full shapes, and Dropout rates keep their values instead
+    of eq. 14's), no gradient noise (it changes gradients inside the
+    trainer's step; refused), no checkpoint of the callback's state, and
+    `fit`'s own data order, so the fused pairs are not those of the trainer.
+
+    Args:
+        config: The DLRA settings.
+        seed: Seed of the method's randomness.
+
+    Raises:
+        ConfigError: `config.gradient_noise` is set, or nothing in `config`
+            needs factorized layers.
+    """
+
+    def __init__(self, config: DLRAConfig, seed: int = 0):
+        if config.gradient_noise > 0:
+            raise ConfigError(
+                "Expected gradient_noise=0 in Model.fit: the noise is added "
+                "inside train_dlra's step. Received: "
+                f"gradient_noise={config.gradient_noise}"
+            )
+        if not config.factorizes:
+            raise ConfigError(
+                "Expected a DLRA config that factorizes (fn, fusion, lambda1 or "
+                "lambda2 on): with all off, plain model.fit is the same run."
+            )
+        dlra = _MaskedDLRA(config, seed=seed)
+        super().__init__(dlra, "DLRA", loss_terms=dlra.loss_terms)
+        self.config = config
+
+    def prepare_model(self, model: keras.Model) -> keras.Model:
+        """Returns the factorized copy of `model` to compile and fit."""
+        return factorize_model(model, frobenius_norm=self.config.frobenius_norm)
+
+    def on_train_begin(self, logs=None):
+        """Refuses a model without factorized layers; binds the method."""
+        layers = factorized_layers(self.model)
+        if not layers:
+            raise ConfigError(
+                "DLRA in Model.fit needs a factorized model: fit "
+                "callback.prepare_model(model), compiled, not the model itself."
+            )
+        if any(layer.frobenius_norm != self.config.frobenius_norm for layer in layers):
+            raise ConfigError(
+                "Expected the model's factorized layers to have "
+                f"frobenius_norm={self.config.frobenius_norm}, as the config "
+                "says: build it with callback.prepare_model(model)."
+            )
+        super().on_train_begin(logs)
+
+    def compact_model(self) -> keras.Model:
+        """The fitted model in plain Dense/Conv2D layers of the compact sizes."""
+        return deployable_model(self.model)

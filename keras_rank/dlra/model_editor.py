@@ -189,13 +189,22 @@ class ModelEditor:
             The model at compact shapes, or None if nothing was fused since
             the last rebuild.
         """
-        states = [layer.factor_state() for layer in self.layers]
-        logs.update(self._epoch_logs(model, states))
+        states = self.log_epoch(model, logs)
         if not self._fused_since_rebuild:
             return None
         self._fused_since_rebuild = 0
         with strategy.scope():
             return self._rebuild(model, states)
+
+    def log_epoch(self, model: keras.Model, logs: dict) -> list[FactorState]:
+        """Adds the compression and each layer's live dimensions to `logs`.
+
+        Returns:
+            The layers' factor states, as read.
+        """
+        states = [layer.factor_state() for layer in self.layers]
+        logs.update(self._epoch_logs(model, states))
+        return states
 
     def _epoch_logs(self, model, states: list[FactorState]) -> dict[str, float]:
         params = self._live_params(model, states)

@@ -279,29 +279,14 @@ def step_ranks(steps: list[dict[str, Any]]) -> dict[str, list[int]]:
     return {name: [step["layers"][name]["rank"] for step in steps] for name in names}
 
 
-class _LayerPenalty:
-    """One layer's share of LC's penalty, as its kernel's Keras regularizer."""
-
-    def __init__(self, lc: LC, name: str):
-        self._lc = lc
-        self._name = name
-
-    def __call__(self, kernel) -> tf.Tensor:
-        lc = self._lc
-        return c_step_lib.penalty(
-            kernel, lc.theta[self._name], lc.beta[self._name], lc.mu
-        )
-
-
 class LCFitCallback(FitCallback):
     """LC in the user's own `Model.fit`: its epochs are the L steps.
 
-    The first C step runs when training begins; each compressed layer's
-    kernel then carries its share of the penalty as its Keras regularizer
-    (so the compiled model's loss includes it), and every
-    `epochs_per_l_step` epochs a C step follows. After `fit`,
+    The first C step runs when training begins; the penalty then joins the
+    compiled loss (`FitCallback`'s loss terms, logged as ``lc_penalty``),
+    and every `epochs_per_l_step` epochs a C step follows. After `fit`,
     `low_rank_model()` is the net of the ranks found (Theta as the weights),
-    to fine-tune with `fit` again and export. The regularizers are removed
+    to fine-tune with `fit` again and export. The penalty leaves the loss
     when training ends.
 
     Args:
@@ -318,20 +303,8 @@ class LCFitCallback(FitCallback):
         verbose: int = 0,
         latency: LatencyTable | None = None,
     ):
-        super().__init__(LC(config, lam, verbose=verbose, latency=latency), "LC")
-
-    def on_train_begin(self, logs=None):
-        """The first C step; the penalty joins the kernels' regularizers."""
-        super().on_train_begin(logs)
-        for spec in self.callback.specs:
-            kernel = self.model.get_layer(spec.name).kernel
-            kernel.regularizer = _LayerPenalty(self.callback, spec.name)
-
-    def on_train_end(self, logs=None):
-        """Removes the penalty from the kernels (the model saves as it was)."""
-        super().on_train_end(logs)
-        for spec in self.callback.specs:
-            self.model.get_layer(spec.name).kernel.regularizer = None
+        lc = LC(config, lam, verbose=verbose, latency=latency)
+        super().__init__(lc, "LC", loss_terms=lc.loss_terms)
 
     def low_rank_model(self) -> keras.Model:
         """The trained model with the last C step's ranks, Theta as weights."""

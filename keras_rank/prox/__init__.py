@@ -6,12 +6,12 @@
 * `decompose`: post-processing (section 3.2): remove units that went to zero,
   split every layer at an energy threshold into LC's low-rank layers.
 * `ProxConfig`, `Prox` (the engine callback) and `train_prox` (one run and
-  its decompositions into a work directory); `fit_callback`, the same
+  its decompositions into a work directory); `ProxFitCallback`, the same
   proximal steps in the user's own `Model.fit`.
 """
 
-from keras_rank.prox.callback import Prox, fit_callback
+from keras_rank.prox.callback import Prox, ProxFitCallback
 from keras_rank.prox.config import ProxConfig
 from keras_rank.prox.run import train_prox
 
-__all__ = ["Prox", "ProxConfig", "fit_callback", "train_prox"]
+__all__ = ["Prox", "ProxConfig", "ProxFitCallback", "train_prox"]

@@ -201,8 +201,8 @@ class Prox(Callback):
         }
 
 
-def fit_callback(config: ProxConfig, verbose: int = 0) -> keras.callbacks.Callback:
-    """Returns prox's proximal steps as a callback of the user's own `Model.fit`.
+class ProxFitCallback(FitCallback):
+    """Prox's proximal steps as a callback of the user's own `Model.fit`.
 
     The model must be compiled; the proximal step size rho is its
     optimizer's learning rate, as with the trainer. After `fit`,
@@ -222,10 +222,12 @@ def fit_callback(config: ProxConfig, verbose: int = 0) -> keras.callbacks.Callba
     Raises:
         ConfigError: `config.reload_epoch` is set.
     """
-    if config.reload_epoch is not None:
-        raise ConfigError(
-            "Expected reload_epoch=None in Model.fit: the reload rebuilds the "
-            "model at smaller shapes, which only train_prox can follow. "
-            f"Received: reload_epoch={config.reload_epoch}"
-        )
-    return FitCallback(Prox(config, verbose=verbose), name="Prox")
+
+    def __init__(self, config: ProxConfig, verbose: int = 0):
+        if config.reload_epoch is not None:
+            raise ConfigError(
+                "Expected reload_epoch=None in Model.fit: the reload rebuilds the "
+                "model at smaller shapes, which only train_prox can follow. "
+                f"Received: reload_epoch={config.reload_epoch}"
+            )
+        super().__init__(Prox(config, verbose=verbose), name="Prox")
