@@ -44,3 +44,17 @@ def test_analysis_report_writes_the_report(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ("report.md", "report.html", "spectra.png"):
         assert (tmp_path / "w" / "analysis" / name).is_file()
+
+
+@pytest.mark.parametrize("method", ["prox", "dlra"])
+def test_compress_in_fit_exports_the_compressed_model(tmp_path, method):
+    data = make_idx_folder(tmp_path / "data")
+    result = _run(
+        "compress_in_fit.py", f"--workdir={tmp_path / 'w'}", f"--data={data}",
+        f"--method={method}", "--epochs=2",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    fitted, compressed = result.stdout.strip().splitlines()[-2:]
+    assert fitted.startswith("fitted: ") and compressed.startswith(f"{method}: ")
+    assert (tmp_path / "w" / "model.tflite").stat().st_size > 0
+    assert len((tmp_path / "w" / "history.csv").read_text().splitlines()) == 3
