@@ -204,14 +204,13 @@ class DLRAFitCallback(FitCallback):
 
     Args:
         config: The DLRA settings.
-        seed: Seed of the method's randomness.
 
     Raises:
         ConfigError: `config.gradient_noise` is set, or nothing in `config`
             needs factorized layers.
     """
 
-    def __init__(self, config: DLRAConfig, seed: int = 0):
+    def __init__(self, config: DLRAConfig):
         if config.gradient_noise > 0:
             raise ConfigError(
                 "Expected gradient_noise=0 in Model.fit: the noise is added "
@@ -223,7 +222,7 @@ class DLRAFitCallback(FitCallback):
                 "Expected a DLRA config that factorizes (fn, fusion, lambda1 or "
                 "lambda2 on): with all off, plain model.fit is the same run."
             )
-        dlra = _MaskedDLRA(config, seed=seed)
+        dlra = _MaskedDLRA(config)
         super().__init__(dlra, "DLRA", loss_terms=dlra.loss_terms)
         self.config = config
 
