@@ -58,11 +58,10 @@ sys.path.insert(0, str(REPO))
 
 from tuning_search import add_root_argument, replace_block  # noqa: E402
 
-from keras_rank.core.linalg import robust_svd  # noqa: E402
 from keras_rank.layers.latency import LatencyTable  # noqa: E402
 from keras_rank.layers.rank_specs import layer_specs  # noqa: E402
 from keras_rank.lc.c_step import rank_cost, select_rank  # noqa: E402
-from keras_rank.lc.calibration import lambda_meeting_cost  # noqa: E402
+from keras_rank.lc.calibration import lambda_meeting_cost, layer_spectra  # noqa: E402
 from keras_rank.lc.config import LCConfig  # noqa: E402
 from keras_rank.prox.config import ProxConfig  # noqa: E402
 from keras_rank.training.config import TrainConfig  # noqa: E402
@@ -124,9 +123,8 @@ def _latency_fraction(
     scheme = LCConfig().conv_scheme
     timed = {spec.name: spec for spec in layer_specs(dense, "latency", scheme, latency)}
     spent = full = 0.0
-    for spec in layer_specs(dense, "flops", scheme):
-        matrix = spec.matrix(dense.get_layer(spec.name).kernel)
-        values = np.asarray(robust_svd(matrix, spec.name)[0], np.float64)
+    for values, spec in layer_spectra(dense, "flops", scheme):
+        values = np.asarray(values, np.float64)
         chosen = select_rank(values, spec.alpha, spec.dense_cost, flops_lambda, mu0)
         cost = timed[spec.name]
         full += cost.dense_cost

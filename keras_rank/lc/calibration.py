@@ -32,8 +32,33 @@ import numpy as np
 
 from keras_rank.core.linalg import robust_svd
 from keras_rank.layers.latency import LatencyTable
-from keras_rank.layers.rank_specs import layer_specs
+from keras_rank.layers.rank_specs import LayerSpec, layer_specs
 from keras_rank.lc.c_step import rank_cost, select_rank
+
+
+def layer_spectra(
+    model: keras.Model,
+    criterion: str,
+    conv_scheme: int,
+    latency: LatencyTable | None = None,
+) -> list[tuple[np.ndarray, LayerSpec]]:
+    """Each compressible layer's singular values (descending) and its spec.
+
+    Args:
+        model: The net.
+        criterion: LC's cost, "flops", "storage" or "latency".
+        conv_scheme: LC's conv scheme.
+        latency: The measured latencies, for the latency criterion.
+
+    Returns:
+        ``[(values, spec), ...]`` in the order of `layer_specs`.
+    """
+    spectra = []
+    for spec in layer_specs(model, criterion, conv_scheme, latency):
+        matrix = spec.matrix(model.get_layer(spec.name).kernel)
+        values = keras.ops.convert_to_numpy(robust_svd(matrix, spec.name)[0])
+        spectra.append((values, spec))
+    return spectra
 
 
 def lambda_keeping_rank(
@@ -126,11 +151,10 @@ def lambda_meeting_cost(
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"Expected fraction in (0, 1]. Received: fraction={fraction}")
-    layers = []
-    for spec in layer_specs(model, criterion, conv_scheme, latency):
-        matrix = spec.matrix(model.get_layer(spec.name).kernel)
-        values = keras.ops.convert_to_numpy(robust_svd(matrix, spec.name)[0])
-        layers.append((np.asarray(values, np.float64), spec))
+    layers = [
+        (np.asarray(values, np.float64), spec)
+        for values, spec in layer_spectra(model, criterion, conv_scheme, latency)
+    ]
     target = fraction * sum(spec.dense_cost for _, spec in layers)
     floor = sum(
         float(
@@ -190,9 +214,7 @@ def safe_lambda(
         ``{layer name: lambda, ..., "min": the smallest}``.
     """
     edges = {}
-    for spec in layer_specs(model, criterion, conv_scheme, latency):
-        matrix = spec.matrix(model.get_layer(spec.name).kernel)
-        values = keras.ops.convert_to_numpy(robust_svd(matrix, spec.name)[0])
+    for values, spec in layer_spectra(model, criterion, conv_scheme, latency):
         edges[spec.name] = lambda_keeping_rank(
             values,
             spec.alpha,
