@@ -11,7 +11,7 @@ directories under --root/<net> (an existing run is read, not repeated):
 - dense: ``python -m trainers.baseline --model=<net>``;
 - lc_flops, lc_latency: ``python -m trainers.lc --reference=<dense>
   --criterion=flops|latency --lc_steps=<epochs - 1> --finetune_epochs=1
-  --nobaselines --mu0=<--lc_mu0>``, LC's epochs on top of the dense net's,
+  --finetune_learning_rate=0.001 --nobaselines --mu0=<--lc_mu0>``, LC's epochs on top of the dense net's,
   as LC starts from a trained net. lambda is hand-set, not searched. Under
   flops it is the one at which LC's first C step (at mu0, on the dense net's
   weights) brings the compressed layers to --cost_fraction of their FLOPs
@@ -169,6 +169,9 @@ def train_rows(
             f"--mu0={mu0:g}",
             f"--lc_steps={epochs - 1}",
             "--finetune_epochs=1",
+            # Its one epoch recovers a net near chance: at the run's rate,
+            # not LC's default tenth of it.
+            f"--finetune_learning_rate={TrainConfig().learning_rate:g}",
             "--nobaselines",
         ]
         _run("trainers.lc", flags + lc_flags, workdir, "results.json")

@@ -62,6 +62,8 @@ def test_lc_trainer_writes_results_models_and_plots(tiny_idx, tmp_path):
         assert block["settings"]["method"]["lc"]["lambda"] == run["lambda"]
         assert run["rho_flops"] == pytest.approx(reference["flops"] / run["flops"])
         assert run["lc_steps"] == 2
+        finetune = json.loads((folder / "finetune" / "config.json").read_text())
+        assert finetune["learning_rate"] == 0.002
         assert all(len(ranks) == 3 for ranks in run["rank_history"].values())
         plain = keras.saving.load_model(folder / "model_plain.keras")
         assert {type(layer).__name__ for layer in plain.layers} <= {
@@ -113,6 +115,11 @@ def test_lc_trainer_resumes_after_kills_in_lc_and_finetune(tmp_path):
         "lc"
     ]["steps"]
     assert [step["step"] for step in steps] == [0, 1, 2]
+    # By default fine-tuning runs at a tenth of the L steps' rate.
+    finetune = json.loads(
+        (workdir / "lambda_0.0001" / "finetune" / "config.json").read_text()
+    )
+    assert finetune["learning_rate"] == pytest.approx(1e-4)
 
 
 def _mismatched_reference(path):

@@ -8,6 +8,8 @@ from keras_rank.lc.c_step import mu_schedule
 
 CRITERIA = ("flops", "storage", "latency")
 SCHEMES = (1, 2)
+FINETUNE_RATE_FACTOR = 0.1
+"""The default fine-tuning rate as a fraction of the L steps' rate."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,9 +19,9 @@ class LCConfig:
     Every field is a setting (docs/cli.md). One LC run per value of
     `lambdas`, all from the same reference model. `min_rank` 0 lets the C
     step remove a layer's weights entirely (it then outputs only its bias);
-    the default 1 keeps every layer connected. A `finetune_learning_rate`
-    below the L steps' keeps fine-tuning from undoing what LC found
-    (docs/design/lc.md).
+    the default 1 keeps every layer connected. Fine-tuning runs by default
+    at a tenth of the L steps' rate (`FINETUNE_RATE_FACTOR`): at their rate
+    it undoes what LC found (docs/design/lc.md).
     """
 
     lambdas: tuple[float, ...] = setting(
@@ -66,7 +68,7 @@ class LCConfig:
     )
     finetune_learning_rate: float | None = setting(
         None,
-        "Initial learning rate of that training; default --learning_rate",
+        "Initial learning rate of that training; default a tenth of --learning_rate",
         bounds="> 0",
     )
     baselines: bool = setting(
@@ -86,6 +88,12 @@ class LCConfig:
     def lc_epochs(self) -> int:
         """Training epochs of the whole LC phase."""
         return self.lc_steps * self.epochs_per_l_step
+
+    def finetune_rate(self, learning_rate: float) -> float:
+        """The fine-tuning's initial learning rate, given the L steps' rate."""
+        if self.finetune_learning_rate is not None:
+            return self.finetune_learning_rate
+        return FINETUNE_RATE_FACTOR * learning_rate
 
     def mu(self, step: int) -> float:
         """The penalty parameter mu_j = mu0 b^j of LC step `step` (0-based)."""

@@ -235,9 +235,10 @@ def _finetune(
             },
             {**phase, "train_time_s": 0.0, "wall_time_s": 0.0, "epochs_completed": 0},
         )
-    settings = {"epochs": lc_config.finetune_epochs}
-    if lc_config.finetune_learning_rate is not None:
-        settings["learning_rate"] = lc_config.finetune_learning_rate
+    settings = {
+        "epochs": lc_config.finetune_epochs,
+        "learning_rate": lc_config.finetune_rate(config.learning_rate),
+    }
     results = _run_phase(
         path, dataclasses.replace(config, **settings), NoCompression(), model, callbacks
     )
@@ -428,7 +429,7 @@ def train_lc(
         config: Training settings shared by every phase (`epochs` is the
             reference's; the LC phase trains `lc_config.lc_epochs` epochs and
             fine-tuning `lc_config.finetune_epochs`, at
-            `lc_config.finetune_learning_rate` if set).
+            `lc_config.finetune_rate`).
         lc_config: The LC hyperparameters and the lambdas.
         workdir: Work directory (see the module docstring).
         model: The model to train as the reference; None uses `config`'s.
