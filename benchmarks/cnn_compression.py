@@ -11,8 +11,8 @@ directories under --root/<net> (an existing run is read, not repeated):
 - dense: ``python -m trainers.baseline --model=<net>``;
 - lc_flops, lc_latency: ``python -m trainers.lc --reference=<dense>
   --criterion=flops|latency --lc_steps=<epochs - 1> --finetune_epochs=1
-  --finetune_learning_rate=0.001 --nobaselines --mu0=<--lc_mu0>``, LC's epochs on top of the dense net's,
-  as LC starts from a trained net. lambda is hand-set, not searched. Under
+  --finetune_learning_rate=0.001 --nobaselines --mu0=<--lc_mu0>``, LC's
+  epochs on top of the dense net's, as LC starts from a trained net. lambda is hand-set, not searched. Under
   flops it is the one at which LC's first C step (at mu0, on the dense net's
   weights) brings the compressed layers to --cost_fraction of their FLOPs
   (`keras_rank.lc.calibration.lambda_meeting_cost`, the tuning search's
