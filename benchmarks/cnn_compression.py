@@ -12,9 +12,9 @@ directories under --root/<net> (an existing run is read, not repeated):
 - lc_flops, lc_latency: ``python -m trainers.lc --reference=<dense>
   --criterion=flops|latency --lc_steps=<epochs - 1> --finetune_epochs=1
   --finetune_learning_rate=0.001 --nobaselines --mu0=<--lc_mu0>``, LC's
-  epochs on top of the dense net's, as LC starts from a trained net. lambda is hand-set, not searched. Under
-  flops it is the one at which LC's first C step (at mu0, on the dense net's
-  weights) brings the compressed layers to --cost_fraction of their FLOPs
+  epochs on top of the dense net's, as LC starts from a trained net. lambda
+  is hand-set, not searched. Under flops it is the one at which LC's first
+  C step (at mu0, on the dense net's weights) brings the compressed layers to --cost_fraction of their FLOPs
   (`keras_rank.lc.calibration.lambda_meeting_cost`, the tuning search's
   scale). Under latency it is the one whose first C step meets the
   measured latency of the flops row's first C step (`_latency_fraction`):
