@@ -13,20 +13,20 @@ directories under --root/<net> (an existing run is read, not repeated):
   --criterion=flops|latency --lc_steps=<epochs - 1> --finetune_epochs=1
   --finetune_learning_rate=0.001 --nobaselines --mu0=<--lc_mu0>``, LC's
   epochs on top of the dense net's, as LC starts from a trained net. lambda
-  is hand-set, not searched. Under flops it is the one at which LC's first
-  C step (at mu0, on the dense net's weights) brings the compressed layers to --cost_fraction of their FLOPs
+  is hand-set, not searched. Under flops it is the one at which LC's first C
+  step (at mu0, on the dense net's weights) brings the compressed layers to
+  --cost_fraction of their FLOPs
   (`keras_rank.lc.calibration.lambda_meeting_cost`, the tuning search's
-  scale). Under latency it is the one whose first C step meets the
-  measured latency of the flops row's first C step (`_latency_fraction`):
-  both rows start at the same latency, so their accuracy and speed compare
-  (the same fraction of 0.3 under latency, whose low-rank pairs carry a
-  fixed cost, put every ResNet-20 layer at rank 1: 67.1 % test accuracy).
-  mu0 is 100x LC's default: at 5e-4 the three L steps of a 4-epoch
-  budget left ResNet-20's weights 45 % away from their low-rank projection
-  (relative Frobenius distance over all layers), at 0.05 7 % (but 18-46 %
-  for its rank-1 layers: both low-rank nets are near chance before their
-  fine-tuning epoch). The latency criterion's timings are cached in
-  lc_latency/;
+  scale). Under latency it is the one whose first C step meets the measured
+  latency of the flops row's first C step (`_latency_fraction`): both rows
+  start at the same latency, so their accuracy and speed compare (the same
+  fraction of 0.3 under latency, whose low-rank pairs carry a fixed cost,
+  put every ResNet-20 layer at rank 1: 67.1 % test accuracy). mu0 is 100x
+  LC's default: at 5e-4 the three L steps of a 4-epoch budget left
+  ResNet-20's weights 45 % away from their low-rank projection (relative
+  Frobenius distance over all layers), at 0.05 7 % (but 18-46 % for its
+  rank-1 layers: both low-rank nets are near chance before their fine-tuning
+  epoch). The latency criterion's timings are cached in lc_latency/;
 - prox: ``python -m trainers.prox --criterion=latency --tau=<tau>`` from
   scratch, tau the tuning search's scale (`tuning.calibration`,
   ``prox_tau_scale``) on the dense net; its decompositions at 80, 90 and
