@@ -96,7 +96,8 @@ MLP_HAND_TUNED = [
 OLDER_CODE = {
     "mlp": "measured before LC's fine-tuning ran by default at a tenth of the "
     "L steps' rate (f79148a): its LC trials and its retraining fine-tuned at "
-    "1e-3. Not run again since (about 2 h on 2 cores); mlp_hyperband was",
+    "1e-3 (the defaults column is of the current code). Not run again since "
+    "(about 2 h on 2 cores); mlp_hyperband was",
 }
 HAND_TUNED = {
     "mlp": MLP_HAND_TUNED,
