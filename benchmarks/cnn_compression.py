@@ -51,7 +51,6 @@ import sys
 from typing import Any
 
 import keras
-import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -124,7 +123,6 @@ def _latency_fraction(
     timed = {spec.name: spec for spec in layer_specs(dense, "latency", scheme, latency)}
     spent = full = 0.0
     for values, spec in layer_spectra(dense, "flops", scheme):
-        values = np.asarray(values, np.float64)
         chosen = select_rank(values, spec.alpha, spec.dense_cost, flops_lambda, mu0)
         cost = timed[spec.name]
         full += cost.dense_cost

@@ -42,7 +42,7 @@ def layer_spectra(
     conv_scheme: int,
     latency: LatencyTable | None = None,
 ) -> list[tuple[np.ndarray, LayerSpec]]:
-    """Each compressible layer's singular values (descending) and its spec.
+    """Each compressible layer's singular values (float64, descending) and its spec.
 
     Args:
         model: The net.
@@ -57,7 +57,7 @@ def layer_spectra(
     for spec in layer_specs(model, criterion, conv_scheme, latency):
         matrix = spec.matrix(model.get_layer(spec.name).kernel)
         values = keras.ops.convert_to_numpy(robust_svd(matrix, spec.name)[0])
-        spectra.append((values, spec))
+        spectra.append((np.asarray(values, np.float64), spec))
     return spectra
 
 
@@ -151,10 +151,7 @@ def lambda_meeting_cost(
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"Expected fraction in (0, 1]. Received: fraction={fraction}")
-    layers = [
-        (np.asarray(values, np.float64), spec)
-        for values, spec in layer_spectra(model, criterion, conv_scheme, latency)
-    ]
+    layers = layer_spectra(model, criterion, conv_scheme, latency)
     target = fraction * sum(spec.dense_cost for _, spec in layers)
     floor = sum(
         float(
