@@ -56,7 +56,11 @@ def _trial_lines(stdout: str) -> list[str]:
     ]
 
 
-def test_a_killed_search_resumes_without_redoing_finished_trials(tiny_idx, tmp_path):
+@pytest.mark.parametrize("killed_in", ["0", "1"])
+def test_a_killed_search_resumes_without_redoing_finished_trials(
+    killed_in, tiny_idx, tmp_path
+):
+    """Killed in its first trial (before keras-tuner saved any state) or later."""
     workdir = tmp_path / "w"
     flags = [
         f"--workdir={workdir}",
@@ -75,8 +79,10 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tiny_idx, tmp_p
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    # Mid-way through trial 1: trial 0 is finished, trial 1 has a checkpoint.
-    marker = workdir / "trials" / "1" / "checkpoints" / "epoch-000001" / "state.json"
+    # Mid-way through the trial: the ones before it are finished, it has a
+    # checkpoint.
+    trial = workdir / "trials" / killed_in
+    marker = trial / "checkpoints" / "epoch-000001" / "state.json"
     deadline = time.monotonic() + 300
     try:
         while not marker.exists():
@@ -86,9 +92,12 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tiny_idx, tmp_p
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    finished = workdir / "trials" / "0" / "record.json"
-    before = finished.stat().st_mtime_ns
-    assert not (workdir / "trials" / "1" / "record.json").exists()
+    finished = sorted((workdir / "trials").glob("*/record.json"))
+    assert [path.parent.name for path in finished] == [
+        str(k) for k in range(int(killed_in))
+    ]
+    before = [path.stat().st_mtime_ns for path in finished]
+    killed_settings = (trial / "config.json").read_text()
 
     result = subprocess.run(
         command("tuning.search", *flags),
@@ -99,8 +108,12 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(tiny_idx, tmp_p
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert _trial_lines(result.stdout) == ["1", "2"], result.stdout
-    assert finished.stat().st_mtime_ns == before
-    assert "Resuming from" in result.stdout  # trial 1 went on from its checkpoint
+    assert _trial_lines(result.stdout) == [
+        str(k) for k in range(int(killed_in), 3)
+    ], result.stdout
+    assert [path.stat().st_mtime_ns for path in finished] == before
+    # The killed trial went on from its checkpoint, with its own settings.
+    assert "Resuming from" in result.stdout
+    assert (trial / "config.json").read_text() == killed_settings
     results = json.loads((workdir / "results.json").read_text())
     assert results["trials"] == 3 and results["completed"] == 3

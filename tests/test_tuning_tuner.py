@@ -9,7 +9,7 @@ from keras_rank.layers import LowRankDense
 from keras_rank.training.config import TrainConfig
 from tuning.config import SearchConfig
 from tuning.report import TrialRecord
-from tuning.run import _oracle
+from tuning.run import make_oracle
 from tuning.selection import choose
 from tuning.tuner import best_line, layer_ranks, trial_line
 
@@ -94,7 +94,7 @@ def test_search_settings_refuse_two_goals_and_bad_budgets():
 def test_every_tuner_proposes_trials_in_the_space_and_stops_at_max_trials(
     tuner, tmp_path
 ):
-    oracle = _oracle(TrainConfig(epochs=3), SearchConfig(tuner=tuner, max_trials=5))
+    oracle = make_oracle(TrainConfig(epochs=3), SearchConfig(tuner=tuner, max_trials=5))
     oracle._set_project_dir(str(tmp_path), "project")
     for index in range(5):
         trial = oracle.create_trial("tuner0")
@@ -107,3 +107,16 @@ def test_every_tuner_proposes_trials_in_the_space_and_stops_at_max_trials(
         trial.status = "COMPLETED"
         oracle.end_trial(trial)
     assert oracle.create_trial("tuner0").status == "STOPPED"
+
+
+@pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband"])
+def test_equal_seeds_propose_equal_trials_also_at_seed_0(tuner, tmp_path):
+    def first_values(seed, project):
+        oracle = make_oracle(
+            TrainConfig(epochs=3, seed=seed), SearchConfig(tuner=tuner, max_trials=5)
+        )
+        oracle._set_project_dir(str(tmp_path), project)
+        return oracle.create_trial("tuner0").hyperparameters.values
+
+    assert first_values(0, "a") == first_values(0, "b")
+    assert first_values(0, "c") != first_values(1, "d")

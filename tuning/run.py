@@ -102,11 +102,14 @@ def _check(config: TrainConfig, search: SearchConfig) -> None:
         user_models.load_model_file(config.model_path)
 
 
-def _oracle(config: TrainConfig, search: SearchConfig) -> keras_tuner.Oracle:
+def make_oracle(config: TrainConfig, search: SearchConfig) -> keras_tuner.Oracle:
+    """Returns the keras-tuner oracle of `search` (--tuner), seeded by --seed."""
     common = {
         "objective": OBJECTIVE,
         "hyperparameters": declare_space(search.methods),
-        "seed": config.seed,
+        # keras-tuner draws a random seed for a falsy one, so --seed=0
+        # (the default) would make every search's trials differ.
+        "seed": config.seed + 1,
         # Failed trials are part of a search's answer, not a reason to stop.
         "max_consecutive_failed_trials": search.max_trials + 1,
     }
@@ -406,7 +409,7 @@ def run_search(
         workdir=path,
     )
     tuner = MethodTuner(
-        _oracle(config, search),
+        make_oracle(config, search),
         context,
         directory=str(path),
         project_name="tuner",
