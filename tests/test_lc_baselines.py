@@ -198,3 +198,66 @@ def test_baselines_refuse_mismatched_layer_lists():
         baselines.energy_threshold_for_budget([np.ones(2)], [0.0], [4.0], 10)
     with pytest.raises(ConfigError, match=r"singular_values\[1\] of shape \(2, 2\)"):
         baselines.energy_ranks([np.ones(2), np.ones((2, 2))], 0.5)
+
+
+@pytest.mark.parametrize("which", [1, 2])
+def test_baseline_choices_of_a_keras_net_fit_the_budget_and_compute_the_truncation(
+    which,
+):
+    import keras
+
+    from keras_rank.layers.rank_specs import layer_specs, low_rank_model
+    from keras_rank.lc.run import baseline_choices
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(12, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(10)(keras.layers.Dense(40, activation="relu")(x))
+    model = keras.Model(inputs, outputs)
+    specs = layer_specs(model, "flops", 1)
+    budget = 0.4 * sum(spec.dense_cost for spec in specs)
+    choices = baseline_choices(model, specs, budget, which)
+    ranks = [choices[spec.name].rank for spec in specs]
+    args = (
+        [spec.alpha for spec in specs],
+        [spec.dense_cost for spec in specs],
+        budget,
+    )
+    spectra = [
+        np.linalg.svd(np.asarray(spec.matrix(model.get_layer(spec.name).kernel)))[1]
+        for spec in specs
+    ]
+    if which == 1:
+        expected = baselines.greedy_ranks_under_budget(spectra, *args)
+    else:
+        expected = baselines.energy_threshold_for_budget(spectra, *args).ranks
+    assert ranks == expected
+    assert total_cost(ranks, *args[:2]) <= budget
+    assert min(ranks) >= 1 and any(not choice.dense for choice in choices.values())
+    # The low-rank net holds each layer's truncated SVD of the reference.
+    compact = low_rank_model(model, specs, choices)
+    for spec in specs:
+        choice = choices[spec.name]
+        matrix = np.asarray(spec.matrix(model.get_layer(spec.name).kernel))
+        np.testing.assert_array_equal(choice.matrix, matrix)
+        u, s, vt = np.linalg.svd(matrix.astype(np.float64), full_matrices=False)
+        r = choice.rank
+        truncated = (u[:, :r] * s[:r]) @ vt[:r]
+        layer = compact.get_layer(spec.name)
+        if choice.dense:
+            got = np.asarray(spec.matrix(layer.kernel))
+        else:
+            got = np.asarray(layer.u) @ np.asarray(layer.v).T
+        np.testing.assert_allclose(got, truncated, atol=1e-5)
+
+
+def test_baseline_choices_refuse_an_unknown_baseline():
+    import keras
+
+    from keras_rank.layers.rank_specs import layer_specs
+    from keras_rank.lc.run import baseline_choices
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    with pytest.raises(ConfigError, match="which=1 or 2"):
+        baseline_choices(model, layer_specs(model, "flops", 1), 100.0, 3)

@@ -6,7 +6,8 @@ heuristics of section 4.1). Keras wiring: `config` (`LCConfig`),
 `layer_matrices` (a layer's matrix per conv scheme, its rank costs, the
 low-rank net), `callback` (`LC`: C steps between the engine's epochs, and its
 penalty loss term), `run` (`train_lc`: reference, LC, fine-tuning and
-baselines into a work directory). The C step itself is
+baselines into a work directory; `baseline_choices`: a baseline's ranks at
+a cost budget, for `low_rank_model`). The C step itself is
 `keras_rank.lc.c_step.c_step`: it is not re-exported here, where its name
 would hide the `c_step` module.
 """
@@ -38,7 +39,7 @@ from keras_rank.lc.c_step import (
 )
 from keras_rank.lc.callback import LC, LCFitCallback, LCPenalty
 from keras_rank.lc.config import LCConfig
-from keras_rank.lc.run import train_lc
+from keras_rank.lc.run import baseline_choices, train_lc
 
 __all__ = [
     "LCFitCallback",
@@ -50,6 +51,7 @@ __all__ = [
     "layer_specs",
     "low_rank_model",
     "train_lc",
+    "baseline_choices",
     "CStepResult",
     "EnergyThreshold",
     "RankSelection",

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
-import numpy as np
 
 from keras_rank import plots
 from keras_rank.core import costs, user_models
@@ -267,15 +266,37 @@ def _ranks(choices: dict[str, RankChoice]) -> dict[str, int | str]:
     }
 
 
-def _baseline_choices(
+def baseline_choices(
+    reference: keras.Model,
     specs: list[LayerSpec],
-    matrices: dict[str, np.ndarray],
-    spectra: dict[str, np.ndarray],
     budget: float,
     which: int,
 ) -> dict[str, RankChoice]:
-    """Ranks of baseline 1 or 2 at a cost budget, from the reference weights."""
-    values = [spectra[spec.name] for spec in specs]
+    """The ranks of baseline 1 or 2 at a cost budget, from `reference`'s weights.
+
+    Args:
+        reference: The trained net.
+        specs: Its compressible layers under LC's criterion (`layer_specs`);
+            their costs are the ones `budget` bounds.
+        budget: The largest total cost of those layers.
+        which: 1 (the largest singular values over all layers) or 2 (one
+            energy threshold for every layer); `keras_rank.lc.baselines`.
+
+    Returns:
+        ``{layer name: RankChoice}`` holding the reference's matrices, for
+        `low_rank_model`.
+    """
+    if which not in (1, 2):
+        raise ConfigError(f"Expected which=1 or 2. Received: which={which!r}")
+    matrices = {
+        spec.name: keras.ops.convert_to_numpy(
+            spec.matrix(reference.get_layer(spec.name).kernel)
+        )
+        for spec in specs
+    }
+    values = [
+        keras.ops.convert_to_numpy(robust_svd(matrices[spec.name])[0]) for spec in specs
+    ]
     cost_args = (
         [spec.alpha for spec in specs],
         [spec.dense_cost for spec in specs],
@@ -391,14 +412,9 @@ def _run_baselines(
 ) -> dict[str, Any]:
     """Both heuristic baselines at LC's cost, each fine-tuned like LC's net."""
     reference_cost = costs.model_cost(reference)
-    matrices, spectra = {}, {}
-    for spec in specs:
-        matrix = spec.matrix(reference.get_layer(spec.name).kernel)
-        matrices[spec.name] = keras.ops.convert_to_numpy(matrix)
-        spectra[spec.name] = keras.ops.convert_to_numpy(robust_svd(matrix)[0])
     entries = {}
     for which in (1, 2):
-        choices = _baseline_choices(specs, matrices, spectra, budget, which)
+        choices = baseline_choices(reference, specs, budget, which)
         compact = low_rank_model(reference, specs, choices)
         _, summary, _ = _finetune(
             config,
