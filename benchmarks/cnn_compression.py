@@ -27,6 +27,10 @@ directories under --root/<net> (an existing run is read, not repeated):
   Frobenius distance over all layers), at 0.05 7 % (but 18-46 % for its
   rank-1 layers: both low-rank nets are near chance before their fine-tuning
   epoch). The latency criterion's timings are cached in lc_latency/;
+- lc_baseline2: LC's baseline 2 (`keras_rank.lc.baseline_choices`, one
+  energy threshold for every layer) at 50 % of the dense net's FLOPs: the
+  dense net truncated to those ranks, then ``python -m trainers.baseline
+  --model_path=<it>`` for --epochs, like the dense net (no LC steps);
 - prox: ``python -m trainers.prox --criterion=latency --tau=<tau>`` from
   scratch, tau the tuning search's scale (`tuning.calibration`,
   ``prox_tau_scale``) on the dense net; its decompositions at 80, 90 and
@@ -57,11 +61,13 @@ sys.path.insert(0, str(REPO))
 
 from tuning_search import add_root_argument, replace_block  # noqa: E402
 
+from keras_rank.core import costs  # noqa: E402
 from keras_rank.layers.latency import LatencyTable  # noqa: E402
-from keras_rank.layers.rank_specs import layer_specs  # noqa: E402
+from keras_rank.layers.rank_specs import layer_specs, low_rank_model  # noqa: E402
 from keras_rank.lc.c_step import rank_cost, select_rank  # noqa: E402
 from keras_rank.lc.calibration import lambda_meeting_cost, layer_spectra  # noqa: E402
 from keras_rank.lc.config import LCConfig  # noqa: E402
+from keras_rank.lc.run import baseline_choices  # noqa: E402
 from keras_rank.prox.config import ProxConfig  # noqa: E402
 from keras_rank.training.config import TrainConfig  # noqa: E402
 from tuning.calibration import measure  # noqa: E402
@@ -74,6 +80,9 @@ README_BLOCK = "cnn-summary"
 NETS = ("resnet20", "mobilenetv2_small")
 ENERGIES = (80, 90, 100)
 ANALYZED = ("dense", "lc_flops", "prox_90")
+BASELINE = 2  # LC's baseline 2: one energy threshold for every layer
+BASELINE_FLOPS = 0.5  # of the dense net's: the 2x target
+RANKS_FILE = "ranks.json"
 TRAIN_EXAMPLES = 54_000  # data/fashion_mnist's 60k less the 10 % validation
 
 
@@ -85,6 +94,25 @@ def _train_flags(net: str, epochs: int) -> list[str]:
         "--seed=0",
         "--verbose=2",
     ]
+
+
+def _baseline_start(dense: keras.Model, path: pathlib.Path) -> pathlib.Path:
+    """Saves the dense net truncated to baseline 2's ranks at `BASELINE_FLOPS`."""
+    if path.exists():
+        return path
+    specs = layer_specs(dense, "flops", LCConfig().conv_scheme)
+    total = costs.model_cost(dense).flops_mac1
+    # The budget bounds the compressed layers; the others keep their cost.
+    others = total - sum(spec.dense_cost for spec in specs)
+    choices = baseline_choices(dense, specs, BASELINE_FLOPS * total - others, BASELINE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ranks = {
+        name: f"{choice.rank} (dense)" if choice.dense else choice.rank
+        for name, choice in choices.items()
+    }
+    (path.parent / RANKS_FILE).write_text(json.dumps(ranks, indent=1))
+    low_rank_model(dense, specs, choices).save(path)
+    return path
 
 
 def _run(module: str, flags: list[str], workdir: pathlib.Path, done: str) -> None:
@@ -174,6 +202,13 @@ def train_rows(
         ]
         _run("trainers.lc", flags + lc_flags, workdir, "results.json")
         models[f"lc_{criterion}"] = workdir / f"lambda_{lam:g}" / "model_lowrank.keras"
+    start = _baseline_start(dense, folder / f"lc_baseline{BASELINE}" / "start.keras")
+    flags_from_file = [f"--model_path={start}"] + [
+        flag for flag in flags if not flag.startswith("--model=")
+    ]
+    tuned = folder / f"lc_baseline{BASELINE}" / "finetune"
+    _run("trainers.baseline", flags_from_file, tuned, "results.json")
+    models[f"lc_baseline{BASELINE}"] = tuned / "model.keras"
     tau = _prox_tau(dense, net, epochs)
     prox_flags = ["--criterion=latency", f"--tau={tau:g}"]
     _run("trainers.prox", flags + prox_flags, folder / "prox", "results.json")
@@ -212,6 +247,14 @@ def _settings(root: pathlib.Path, net: str, row: str) -> str:
     """The row's method settings, read from its run."""
     if row == "dense":
         return "no compression"
+    if row == f"lc_baseline{BASELINE}":
+        ranks = json.loads((root / net / row / RANKS_FILE).read_text())
+        ranks = ", ".join(f"{name} {rank}" for name, rank in ranks.items())
+        return (
+            f"LC's baseline {BASELINE} (one energy threshold for every layer) at "
+            f"{100 * BASELINE_FLOPS:g} % of the dense net's FLOPs, from the dense "
+            f"net's weights, then trained like the dense net; ranks: {ranks}"
+        )
     if row.startswith("lc_"):
         results = json.loads((root / net / row / "results.json").read_text())
         run = results["runs"][0]

@@ -1,8 +1,16 @@
 """benchmarks/cnn_compression.py: each target is judged as the issue writes it."""
 
+import json
 import sys
 
+import keras
+import pytest
 from trainer_runs import REPO
+
+from keras_rank.core import costs
+from keras_rank.layers.deployable import deployable_size
+from keras_rank.layers.rank_specs import layer_specs
+from keras_rank.models import build_model
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
@@ -60,3 +68,17 @@ def test_the_latency_criterion_must_be_as_fast_and_as_accurate():
         assert last.startswith("latency criterion") and last.endswith("MISSED")
     # No FLOPs target on MobileNetV2: one latency line per compressed row.
     assert len(cnn_compression.targets("mobilenetv2_small", slower)) == 4
+
+
+@pytest.mark.parametrize("net", cnn_compression.NETS)
+def test_the_baseline_row_starts_within_its_flops_budget_on_the_exported_model(
+    net, tmp_path
+):
+    keras.utils.set_random_seed(0)
+    dense = build_model(net, (28, 28, 1), 10)
+    start = cnn_compression._baseline_start(dense, tmp_path / "row" / "start.keras")
+    model = keras.saving.load_model(start)
+    ratio = deployable_size(model)["flops_mac1"] / costs.model_cost(dense).flops_mac1
+    assert 0.45 < ratio <= cnn_compression.BASELINE_FLOPS
+    ranks = json.loads((tmp_path / "row" / cnn_compression.RANKS_FILE).read_text())
+    assert set(ranks) == {spec.name for spec in layer_specs(dense, "flops", 1)}
