@@ -2,13 +2,16 @@
 
 import itertools
 
+import keras
 import numpy as np
 import pytest
 
 from keras_rank.core.errors import ConfigError
 from keras_rank.core.linalg import stays_dense
+from keras_rank.layers.rank_specs import layer_specs, low_rank_model
 from keras_rank.lc import baselines
 from keras_rank.lc.c_step import rank_cost
+from keras_rank.lc.run import baseline_choices
 
 
 def random_spectra(rng, sizes):
@@ -204,11 +207,6 @@ def test_baselines_refuse_mismatched_layer_lists():
 def test_baseline_choices_of_a_keras_net_fit_the_budget_and_compute_the_truncation(
     which,
 ):
-    import keras
-
-    from keras_rank.layers.rank_specs import layer_specs, low_rank_model
-    from keras_rank.lc.run import baseline_choices
-
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(12, 3, padding="same", activation="relu")(inputs)
@@ -253,11 +251,6 @@ def test_baseline_choices_of_a_keras_net_fit_the_budget_and_compute_the_truncati
 
 
 def test_baseline_choices_refuse_an_unknown_baseline():
-    import keras
-
-    from keras_rank.layers.rank_specs import layer_specs
-    from keras_rank.lc.run import baseline_choices
-
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     with pytest.raises(ConfigError, match="which=1 or 2"):
         baseline_choices(model, layer_specs(model, "flops", 1), 100.0, 3)

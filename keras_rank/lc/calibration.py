@@ -55,10 +55,17 @@ def layer_spectra(
     """
     spectra = []
     for spec in layer_specs(model, criterion, conv_scheme, latency):
-        matrix = spec.matrix(model.get_layer(spec.name).kernel)
-        values = keras.ops.convert_to_numpy(robust_svd(matrix, spec.name)[0])
-        spectra.append((np.asarray(values, np.float64), spec))
+        spectra.append((matrix_and_spectrum(model, spec)[1], spec))
     return spectra
+
+
+def matrix_and_spectrum(
+    model: keras.Model, spec: LayerSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's matrix (LC's layout) and its singular values, float64, descending."""
+    matrix = keras.ops.convert_to_numpy(spec.matrix(model.get_layer(spec.name).kernel))
+    values = keras.ops.convert_to_numpy(robust_svd(matrix, spec.name)[0])
+    return matrix, np.asarray(values, np.float64)
 
 
 def lambda_keeping_rank(

@@ -27,7 +27,7 @@ import keras
 from keras_rank import plots
 from keras_rank.core import costs, user_models
 from keras_rank.core.errors import ConfigError
-from keras_rank.core.linalg import robust_svd, stays_dense
+from keras_rank.core.linalg import stays_dense
 from keras_rank.core.workdirs import check_writable_folder
 from keras_rank.layers import low_rank_to_plain_model
 from keras_rank.layers.deployable import deployable_size
@@ -39,6 +39,7 @@ from keras_rank.layers.rank_specs import (
     low_rank_model,
 )
 from keras_rank.lc import baselines
+from keras_rank.lc.calibration import matrix_and_spectrum
 from keras_rank.lc.callback import LC, step_ranks
 from keras_rank.lc.config import LCConfig
 from keras_rank.training import (
@@ -288,15 +289,9 @@ def baseline_choices(
     """
     if which not in (1, 2):
         raise ConfigError(f"Expected which=1 or 2. Received: which={which!r}")
-    matrices = {
-        spec.name: keras.ops.convert_to_numpy(
-            spec.matrix(reference.get_layer(spec.name).kernel)
-        )
-        for spec in specs
-    }
-    values = [
-        keras.ops.convert_to_numpy(robust_svd(matrices[spec.name])[0]) for spec in specs
-    ]
+    matrices, values = zip(
+        *(matrix_and_spectrum(reference, spec) for spec in specs), strict=True
+    )
     cost_args = (
         [spec.alpha for spec in specs],
         [spec.dense_cost for spec in specs],
@@ -311,9 +306,9 @@ def baseline_choices(
         spec.name: RankChoice(
             rank=rank,
             dense=stays_dense(rank, spec.alpha, spec.dense_cost, spec.offset),
-            matrix=matrices[spec.name],
+            matrix=matrix,
         )
-        for spec, rank in zip(specs, ranks, strict=True)
+        for spec, rank, matrix in zip(specs, ranks, matrices, strict=True)
     }
 
 
