@@ -1,5 +1,6 @@
 """Checkpoints store variables by path and restore them by path, shapes checked."""
 
+import json
 import re
 
 import keras
@@ -11,6 +12,7 @@ from keras_rank.core.errors import ConfigError, DataError
 from keras_rank.core.surgery import optimizer_slots
 from keras_rank.training.checkpoint import (
     CheckpointManager,
+    checkpointed_time_s,
     model_variables,
     optimizer_variables,
 )
@@ -200,3 +202,16 @@ def test_repeated_variable_path_is_refused_at_save(tmp_path):
 
     with pytest.raises(ConfigError, match="'dense/kernel'.*layer names must be unique"):
         _save(tmp_path, model, optimizer)
+
+
+def test_checkpointed_time_sums_each_runs_newest_checkpoint(tmp_path):
+    """Two runs, two checkpoints each: the newer one of each counts, once."""
+    for run, times in {"lc": (10.0, 25.0), "lc/finetune": (3.0, 4.5)}.items():
+        for epoch, wall_time_s in enumerate(times, start=1):
+            folder = tmp_path / run / "checkpoints" / f"epoch-{epoch:06d}"
+            folder.mkdir(parents=True)
+            (folder / "state.json").write_text(json.dumps({"wall_time_s": wall_time_s}))
+    # A checkpoint still being written (no state.json yet) does not count.
+    (tmp_path / "lc" / "checkpoints" / "epoch-000003").mkdir()
+    assert checkpointed_time_s(tmp_path) == 29.5
+    assert checkpointed_time_s(tmp_path / "none") == 0

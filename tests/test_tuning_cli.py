@@ -98,6 +98,11 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(
     ]
     before = [path.stat().st_mtime_ns for path in finished]
     killed_settings = (trial / "config.json").read_text()
+    # As if the killed attempt had trained 1000 s: the trial's time counts it.
+    for state in trial.rglob("state.json"):
+        saved = json.loads(state.read_text())
+        saved["wall_time_s"] += 1000.0
+        state.write_text(json.dumps(saved))
 
     result = subprocess.run(
         command("tuning.search", *flags),
@@ -115,5 +120,6 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(
     # The killed trial went on from its checkpoint, with its own settings.
     assert "Resuming from" in result.stdout
     assert (trial / "config.json").read_text() == killed_settings
+    assert json.loads((trial / "record.json").read_text())["wall_time_s"] > 1000
     results = json.loads((workdir / "results.json").read_text())
     assert results["trials"] == 3 and results["completed"] == 3

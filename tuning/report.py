@@ -40,7 +40,9 @@ class TrialRecord:
         flops_mac1: Deployable FLOPs (1 per multiply-add); None when failed.
         feasible: Whether the trial meets the goal.
         score: keras-tuner's number (`tuning.objective.Goal.score`).
-        wall_time_s: The trial's wall time.
+        wall_time_s: The trial's wall time; for a trial killed and run
+            again, that of its last run plus the training time its
+            checkpoints had saved before.
         note: Why it failed, or "".
         epochs: The trial's epochs, all phases together.
         int8_kb: Size of its int8 LiteRT file (KB), where the budget asks.

@@ -12,7 +12,8 @@ best, and returns its metrics; keras-tuner ranks trials by ``score``.
 
 Each trial runs in ``<workdir>/trials/<trial id>/``: a trial killed and run
 again by keras-tuner (it retries the trials that were running when a
-search was stopped) resumes from its checkpoints. Its record (`record.json`,
+search was stopped) resumes from its checkpoints, and its wall time counts
+the training time those checkpoints saved. Its record (`record.json`,
 a `tuning.report.TrialRecord`) is written there too, failed or not, so
 every process of a distributed search sees every trial.
 
@@ -45,6 +46,7 @@ from keras_rank.export.litert import export_litert
 from keras_rank.export.representative import representative_examples
 from keras_rank.layers.deployable import deployable_model, deployable_size
 from keras_rank.layers.latency import LatencyTable
+from keras_rank.training.checkpoint import checkpointed_time_s
 from keras_rank.training.config import TrainConfig
 from keras_rank.training.engine import TrainingDivergedError
 from keras_rank.training.evaluation import ModelEvaluator
@@ -360,10 +362,11 @@ class MethodTuner(keras_tuner.Tuner):
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         """Runs one trial; returns its metrics (``score`` ranks it)."""
         del args, kwargs
-        start = time.perf_counter()
         hp = trial.hyperparameters
         epochs = int(hp.values.get(EPOCHS_HP, self.context.config.epochs))
         folder = self.context.workdir / TRIALS_DIR / trial.trial_id
+        # A trial run again after a kill counts what its runs had trained.
+        start = time.perf_counter() - checkpointed_time_s(folder)
         name, values = self.context.methods[0], {}
         try:
             name, config, method_config, values = self.trial_settings(hp, epochs)

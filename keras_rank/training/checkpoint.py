@@ -307,3 +307,24 @@ class CheckpointManager:
             with np.load(file) as archive:
                 states.append({key: archive[key] for key in archive.files})
         return states
+
+
+def checkpointed_time_s(folder: str | os.PathLike) -> float:
+    """Returns the training time saved by the runs under `folder`, in seconds.
+
+    A run started again after a kill resumes from its newest checkpoint and
+    goes on counting from the training time saved there; this sums that time
+    over every checkpoint folder found below `folder` (0 when there is none).
+    Work done after a run's newest checkpoint is not in it: the resumed run
+    does it again and counts it then.
+    """
+    directories = {
+        path.parent.parent
+        for path in pathlib.Path(folder).rglob(f"{_PREFIX}*/state.json")
+    }
+    return sum(
+        CheckpointManager.restore_state(CheckpointManager(directory).latest())[
+            "wall_time_s"
+        ]
+        for directory in sorted(directories)
+    )
