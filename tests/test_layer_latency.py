@@ -86,7 +86,9 @@ def test_latency_table_times_each_shape_once_and_reads_the_cache(tmp_path, monke
 
     calls = []
     monkeypatch.setattr(
-        latency_lib, "_time_forms", lambda forms, *args: calls.append(forms) or {}
+        latency_lib,
+        "measure_forms",
+        lambda layer, scheme, ranks, **kwargs: calls.append([None, *ranks]) or {},
     )
     again = LatencyTable(tmp_path).costs(_dense(name="another_name"))
     assert again == costs and calls == []

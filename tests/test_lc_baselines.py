@@ -49,22 +49,25 @@ def random_layers(seed):
 
 @pytest.mark.parametrize("seed", range(8))
 @pytest.mark.parametrize("offset_share", [0.0, 0.2])
-def test_greedy_respects_budget_and_cannot_grow_any_layer(seed, offset_share):
+@pytest.mark.parametrize("multiple", [1, 3])
+def test_greedy_respects_budget_and_cannot_grow_any_layer(seed, offset_share, multiple):
     spectra, alphas, dense_costs = random_layers(seed)
     offsets = [offset_share * cost for cost in dense_costs]
-    least = total_cost([1, 1, 1], alphas, dense_costs, offsets)
+    smallest = [min(multiple, len(s)) for s in spectra]
+    least = total_cost(smallest, alphas, dense_costs, offsets)
     full = sum(dense_costs)
     for budget in np.linspace(least, full, 7):
         ranks = baselines.greedy_ranks_under_budget(
-            spectra, alphas, dense_costs, budget, offsets
+            spectra, alphas, dense_costs, budget, offsets, multiple
         )
         spent = total_cost(ranks, alphas, dense_costs, offsets)
         assert spent <= budget + 1e-9
         for k, (s, r) in enumerate(zip(spectra, ranks, strict=True)):
             assert 1 <= r <= len(s)
+            assert r % multiple == 0 or r == len(s)
             if r < len(s):  # its next rank must not fit
                 grown = list(ranks)
-                grown[k] = r + 1
+                grown[k] = min(r + multiple, len(s))
                 assert total_cost(grown, alphas, dense_costs, offsets) > budget
     assert ranks == [len(s) for s in spectra]  # the full budget keeps everything
 
@@ -156,28 +159,38 @@ def test_energy_ranks_refuses_p_outside_unit_interval(p):
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("offset_share", [0.0, 0.2])
-def test_energy_threshold_for_budget_fits_is_best_and_monotone(seed, offset_share):
+@pytest.mark.parametrize("multiple", [1, 3])
+def test_energy_threshold_for_budget_fits_is_best_and_monotone(
+    seed, offset_share, multiple
+):
     spectra, alphas, dense_costs = random_layers(seed)
     offsets = [offset_share * cost for cost in dense_costs]
     grid = np.linspace(1e-6, 1.0, 2001)
     grid_costs = [
-        total_cost(baselines.energy_ranks(spectra, p), alphas, dense_costs, offsets)
+        total_cost(
+            baselines.energy_ranks(spectra, p, multiple), alphas, dense_costs, offsets
+        )
         for p in grid
     ]
-    least = total_cost([1, 1, 1], alphas, dense_costs, offsets)
+    smallest = [min(multiple, len(s)) for s in spectra]
+    least = total_cost(smallest, alphas, dense_costs, offsets)
     previous = None
     for budget in np.linspace(least, sum(dense_costs), 9):
         match = baselines.energy_threshold_for_budget(
-            spectra, alphas, dense_costs, budget, offsets
+            spectra, alphas, dense_costs, budget, offsets, multiple
         )
         assert match.cost <= budget
         assert match.cost == total_cost(match.ranks, alphas, dense_costs, offsets)
-        assert baselines.energy_ranks(spectra, match.p) == match.ranks
+        assert baselines.energy_ranks(spectra, match.p, multiple) == match.ranks
+        for r, s in zip(match.ranks, spectra, strict=True):
+            assert r % multiple == 0 or r == len(s)
         # Closest to the budget: no p of a fine grid does better, and any
         # larger p exceeds it.
         assert match.cost >= max(c for c in grid_costs if c <= budget)
         if match.p < 1.0:
-            above = baselines.energy_ranks(spectra, np.nextafter(match.p, 2.0))
+            above = baselines.energy_ranks(
+                spectra, np.nextafter(match.p, 2.0), multiple
+            )
             assert total_cost(above, alphas, dense_costs, offsets) > budget
         if previous is not None:
             assert match.p >= previous.p and match.cost >= previous.cost
@@ -204,8 +217,9 @@ def test_baselines_refuse_mismatched_layer_lists():
 
 
 @pytest.mark.parametrize("which", [1, 2])
+@pytest.mark.parametrize("multiple", [1, 4])
 def test_baseline_choices_of_a_keras_net_fit_the_budget_and_compute_the_truncation(
-    which,
+    which, multiple
 ):
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 3))
@@ -215,12 +229,14 @@ def test_baseline_choices_of_a_keras_net_fit_the_budget_and_compute_the_truncati
     model = keras.Model(inputs, outputs)
     specs = layer_specs(model, "flops", 1)
     budget = 0.4 * sum(spec.dense_cost for spec in specs)
-    choices = baseline_choices(model, specs, budget, which)
+    choices = baseline_choices(model, specs, budget, which, multiple)
     ranks = [choices[spec.name].rank for spec in specs]
     args = (
         [spec.alpha for spec in specs],
         [spec.dense_cost for spec in specs],
         budget,
+        None,
+        multiple,
     )
     spectra = [
         np.linalg.svd(np.asarray(spec.matrix(model.get_layer(spec.name).kernel)))[1]
@@ -232,6 +248,8 @@ def test_baseline_choices_of_a_keras_net_fit_the_budget_and_compute_the_truncati
         expected = baselines.energy_threshold_for_budget(spectra, *args).ranks
     assert ranks == expected
     assert total_cost(ranks, *args[:2]) <= budget
+    for rank, s in zip(ranks, spectra, strict=True):
+        assert rank % multiple == 0 or rank == len(s)
     assert min(ranks) >= 1 and any(not choice.dense for choice in choices.values())
     # The low-rank net holds each layer's truncated SVD of the reference.
     compact = low_rank_model(model, specs, choices)

@@ -160,9 +160,33 @@ def _forms(
     return forms
 
 
-def _time_forms(
-    forms: dict[int | None, keras.Model], invocations: int, rounds: int
+def measure_forms(
+    layer: keras.layers.Layer,
+    scheme: int | None,
+    ranks: list[int],
+    *,
+    invocations: int = 100,
+    rounds: int = 5,
 ) -> dict[int | None, float]:
+    """Times a Dense or Conv2D layer alone and in its low-rank forms, in LiteRT.
+
+    Each form is one plain model holding only that layer (the full layer,
+    or the pair of the export at each rank), written with
+    ``model.export(format="litert")`` and timed interleaved with the others
+    on one thread at batch 1 (`keras_rank.core.tflite_file.measure_latency`).
+
+    Args:
+        layer: A built Dense or Conv2D layer with a known input shape.
+        scheme: The conv scheme of the low-rank form; None for Dense.
+        ranks: The ranks of the low-rank forms.
+        invocations: Timed invocations per file and round.
+        rounds: Interleaved rounds.
+
+    Returns:
+        ``{rank: microseconds}``, the 10th percentile of each form's
+        invocations; key None is the full layer.
+    """
+    forms = _forms(layer, scheme, ranks)
     with tempfile.TemporaryDirectory() as folder:
         paths = {}
         for rank, model in forms.items():
@@ -238,8 +262,12 @@ class LatencyTable:
         shape_key = _shape_key(layer, scheme)
         keys = {rank: _form_key(shape_key, rank) for rank in [None, *ranks]}
         if any(key not in self._times for key in keys.values()):
-            measured = _time_forms(
-                _forms(layer, scheme, ranks), self.invocations, self.rounds
+            measured = measure_forms(
+                layer,
+                scheme,
+                ranks,
+                invocations=self.invocations,
+                rounds=self.rounds,
             )
             self._times.update({keys[rank]: time for rank, time in measured.items()})
             self._write()

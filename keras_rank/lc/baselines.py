@@ -16,6 +16,12 @@ layer stays full.
 * Baseline 2 (Wen et al.; Xu et al.): :func:`energy_ranks`, per layer the
   lowest rank r with ``||W - W_r||_F <= (1 - p) ||W||_F``, and
   :func:`energy_threshold_for_budget`, the p whose ranks fit a budget best.
+
+Each takes a ``multiple``: ranks are then multiples of it (or a layer's full
+rank R_k), the sizes a phone's kernels run best. XNNPACK, LiteRT's CPU
+backend, computes output channels in tiles of 8 or 16 floats, so a
+low-rank pair of rank 3 costs about what rank 8 costs (measured in
+docs/results.md).
 """
 
 import dataclasses
@@ -36,7 +42,7 @@ class EnergyThreshold:
 
     Attributes:
         p: The largest energy proportion giving these ranks;
-            ``energy_ranks(singular_values, p) == ranks``.
+            ``energy_ranks(singular_values, p, multiple) == ranks``.
         ranks: One rank per layer.
         cost: Their total cost, <= the budget.
     """
@@ -76,6 +82,21 @@ def _check_costs(
     return offsets
 
 
+def _check_multiple(multiple: int) -> None:
+    if not (isinstance(multiple, (int, np.integer)) and multiple >= 1):
+        raise ConfigError(
+            f"Expected multiple an integer >= 1. Received: multiple={multiple!r}"
+        )
+
+
+def _round_up(ranks: np.ndarray, full_rank: int, multiple: int) -> np.ndarray:
+    """Rounds ranks up to a multiple of `multiple`, at most `full_rank`.
+
+    Rank 0 stays 0.
+    """
+    return np.minimum(-(-np.asarray(ranks) // multiple) * multiple, full_rank)
+
+
 def _check_budget(budget: float, least: float, what: str) -> None:
     if not (isinstance(budget, (int, float, np.number)) and budget >= least):
         raise ConfigError(
@@ -89,6 +110,7 @@ def greedy_ranks_under_budget(
     dense_costs: Sequence[float],
     budget: float,
     offsets: Sequence[float] | None = None,
+    multiple: int = 1,
 ) -> list[int]:
     """Baseline 1: keeps the largest singular values over all layers.
 
@@ -109,6 +131,10 @@ def greedy_ranks_under_budget(
     charged ``dense_cost_k``; its further ranks cost nothing, so it ends at
     rank R_k with every singular value kept.
 
+    With ``multiple`` m > 1 a layer starts at rank min(m, R_k) and grows m
+    ranks at a time (to at most R_k), keyed by the first singular value it
+    would add.
+
     Args:
         singular_values: One 1-D array per layer, descending.
         alphas: Cost per unit of rank per layer, > 0.
@@ -116,34 +142,40 @@ def greedy_ranks_under_budget(
         budget: The largest total cost allowed, at least the cost of rank 1
             in every layer.
         offsets: Fixed cost of each layer's low-rank form, >= 0; default 0.
+        multiple: Ranks are multiples of it (or R_k); default 1.
 
     Returns:
         One rank per layer; R_k for a layer that stays dense.
     """
     spectra = _spectra(singular_values)
     offsets = _check_costs(spectra, alphas, dense_costs, offsets)
+    _check_multiple(multiple)
 
     def cost(k: int, rank: int) -> float:
         return float(rank_cost(rank, alphas[k], dense_costs[k], offsets[k]))
 
-    ranks = [1] * len(spectra)
-    total = sum(cost(k, 1) for k in range(len(spectra)))
-    _check_budget(budget, total, "every layer at rank 1")
+    ranks = [min(multiple, len(s)) for s in spectra]
+    total = sum(cost(k, rank) for k, rank in enumerate(ranks))
+    least = f"every layer at rank {multiple}"
+    _check_budget(budget, total, least + (" or its full rank" if multiple > 1 else ""))
     stopped: set[int] = set()
-    # Singular values s_ki, i >= 1 (0-based), largest first; a layer's own
-    # values come in index order, so value i is always that layer's next rank.
-    layer = np.concatenate([np.full(len(s) - 1, k) for k, s in enumerate(spectra)])
-    index = np.concatenate([np.arange(1, len(s)) for s in spectra])
-    value = np.concatenate([s[1:] for s in spectra])
+    # The first singular value of each step s_ki, i = m, 2m, ... (0-based),
+    # largest first; a layer's own steps come in index order, so step i is
+    # always that layer's next one.
+    starts = [np.arange(min(multiple, len(s)), len(s), multiple) for s in spectra]
+    layer = np.concatenate([np.full(len(i), k) for k, i in enumerate(starts)])
+    index = np.concatenate(starts)
+    value = np.concatenate([s[i] for s, i in zip(spectra, starts, strict=True)])
     for k in layer[np.lexsort((index, layer, -value))].tolist():
         if k in stopped:
             continue
-        extra = cost(k, ranks[k] + 1) - cost(k, ranks[k])
+        grown = min(ranks[k] + multiple, len(spectra[k]))
+        extra = cost(k, grown) - cost(k, ranks[k])
         if total + extra > budget:
             stopped.add(k)
         else:
             total += extra
-            ranks[k] += 1
+            ranks[k] = grown
     return ranks
 
 
@@ -159,7 +191,9 @@ def _energy_thresholds(s: np.ndarray) -> np.ndarray:
     return 1.0 - np.sqrt(errors / errors[0])
 
 
-def energy_ranks(singular_values: Sequence[Spectrum], p: float) -> list[int]:
+def energy_ranks(
+    singular_values: Sequence[Spectrum], p: float, multiple: int = 1
+) -> list[int]:
     """Baseline 2: per layer the lowest rank keeping a proportion p of the norm.
 
     Layer k gets the lowest ``r`` with ``||W_k - W_k,r||_F <= (1 - p)
@@ -171,14 +205,21 @@ def energy_ranks(singular_values: Sequence[Spectrum], p: float) -> list[int]:
     Args:
         singular_values: One 1-D array per layer, descending.
         p: The proportion, in [0, 1].
+        multiple: Each rank is rounded up to a multiple of it, at most the
+            layer's full rank; default 1.
 
     Returns:
         One rank per layer.
     """
     if not (isinstance(p, (int, float, np.number)) and 0.0 <= p <= 1.0):
         raise ConfigError(f"Expected p in [0, 1]. Received: p={p!r}")
+    _check_multiple(multiple)
     return [
-        int(np.searchsorted(_energy_thresholds(s), p, side="left"))
+        int(
+            _round_up(
+                np.searchsorted(_energy_thresholds(s), p, side="left"), len(s), multiple
+            )
+        )
         for s in _spectra(singular_values)
     ]
 
@@ -189,6 +230,7 @@ def energy_threshold_for_budget(
     dense_costs: Sequence[float],
     budget: float,
     offsets: Sequence[float] | None = None,
+    multiple: int = 1,
 ) -> EnergyThreshold:
     """Baseline 2 at a budget: the p whose ranks cost most without exceeding it.
 
@@ -206,16 +248,24 @@ def energy_threshold_for_budget(
         budget: The largest total cost allowed, at least the cost of the
             smallest p > 0 (rank 1 in every non-zero layer).
         offsets: Fixed cost of each layer's low-rank form, >= 0; default 0.
+        multiple: The ranks are :func:`energy_ranks` rounded up to multiples
+            of it (rounding up keeps the cost non-decreasing in p); default 1.
 
     Returns:
         An :class:`EnergyThreshold`.
     """
     spectra = _spectra(singular_values)
     offsets = _check_costs(spectra, alphas, dense_costs, offsets)
+    _check_multiple(multiple)
     thresholds = [_energy_thresholds(s) for s in spectra]
     candidates = np.unique(np.concatenate(thresholds))
     candidates = candidates[candidates > 0.0]
-    ranks = np.stack([np.searchsorted(t, candidates, side="left") for t in thresholds])
+    ranks = np.stack(
+        [
+            _round_up(np.searchsorted(t, candidates, side="left"), len(s), multiple)
+            for s, t in zip(spectra, thresholds, strict=True)
+        ]
+    )
     costs = sum(
         rank_cost(r, alpha, dense_cost, offset)
         for r, alpha, dense_cost, offset in zip(

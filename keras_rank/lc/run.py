@@ -272,6 +272,7 @@ def baseline_choices(
     specs: list[LayerSpec],
     budget: float,
     which: int,
+    rank_multiple: int = 1,
 ) -> dict[str, RankChoice]:
     """The ranks of baseline 1 or 2 at a cost budget, from `reference`'s weights.
 
@@ -282,6 +283,8 @@ def baseline_choices(
         budget: The largest total cost of those layers.
         which: 1 (the largest singular values over all layers) or 2 (one
             energy threshold for every layer); `keras_rank.lc.baselines`.
+        rank_multiple: Ranks are multiples of it, or a layer's full rank
+            (8 suits the tiles of LiteRT's CPU kernels); default 1.
 
     Returns:
         ``{layer name: RankChoice}`` holding the reference's matrices, for
@@ -297,6 +300,7 @@ def baseline_choices(
         [spec.dense_cost for spec in specs],
         budget,
         [spec.offset for spec in specs],
+        rank_multiple,
     )
     if which == 1:
         ranks = baselines.greedy_ranks_under_budget(values, *cost_args)
