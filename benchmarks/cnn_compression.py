@@ -31,6 +31,9 @@ directories under --root/<net> (an existing run is read, not repeated):
   energy threshold for every layer) at 50 % of the dense net's FLOPs: the
   dense net truncated to those ranks, then ``python -m trainers.baseline
   --model_path=<it>`` for --epochs, like the dense net (no LC steps);
+  lc_baseline2_s2m8 the same in conv scheme 2 with ranks in multiples of 8,
+  the forms LiteRT runs fastest per FLOP
+  (benchmarks/low_rank_pair_latency.py);
 - prox: ``python -m trainers.prox --criterion=latency --tau=<tau>`` from
   scratch, tau the tuning search's scale (`tuning.calibration`,
   ``prox_tau_scale``) on the dense net; its decompositions at 80, 90 and
@@ -82,6 +85,13 @@ ENERGIES = (80, 90, 100)
 ANALYZED = ("dense", "lc_flops", "prox_90")
 BASELINE = 2  # LC's baseline 2: one energy threshold for every layer
 BASELINE_FLOPS = 0.5  # of the dense net's: the 2x target
+# The baseline rows: {row: (conv scheme, rank multiple)}. The second has the
+# ranks and scheme LiteRT runs fastest per FLOP
+# (benchmarks/low_rank_pair_latency.py).
+BASELINE_ROWS = {
+    f"lc_baseline{BASELINE}": (LCConfig().conv_scheme, 1),
+    f"lc_baseline{BASELINE}_s2m8": (2, 8),
+}
 RANKS_FILE = "ranks.json"
 TRAIN_EXAMPLES = 54_000  # data/fashion_mnist's 60k less the 10 % validation
 
@@ -96,15 +106,18 @@ def _train_flags(net: str, epochs: int) -> list[str]:
     ]
 
 
-def _baseline_start(dense: keras.Model, path: pathlib.Path) -> pathlib.Path:
+def _baseline_start(
+    dense: keras.Model, path: pathlib.Path, scheme: int, multiple: int
+) -> pathlib.Path:
     """Saves the dense net truncated to baseline 2's ranks at `BASELINE_FLOPS`."""
     if path.exists():
         return path
-    specs = layer_specs(dense, "flops", LCConfig().conv_scheme)
+    specs = layer_specs(dense, "flops", scheme)
     total = costs.model_cost(dense).flops_mac1
     # The budget bounds the compressed layers; the others keep their cost.
     others = total - sum(spec.dense_cost for spec in specs)
-    choices = baseline_choices(dense, specs, BASELINE_FLOPS * total - others, BASELINE)
+    budget = BASELINE_FLOPS * total - others
+    choices = baseline_choices(dense, specs, budget, BASELINE, multiple)
     path.parent.mkdir(parents=True, exist_ok=True)
     ranks = {
         name: f"{choice.rank} (dense)" if choice.dense else choice.rank
@@ -202,13 +215,14 @@ def train_rows(
         ]
         _run("trainers.lc", flags + lc_flags, workdir, "results.json")
         models[f"lc_{criterion}"] = workdir / f"lambda_{lam:g}" / "model_lowrank.keras"
-    start = _baseline_start(dense, folder / f"lc_baseline{BASELINE}" / "start.keras")
-    flags_from_file = [f"--model_path={start}"] + [
-        flag for flag in flags if not flag.startswith("--model=")
-    ]
-    tuned = folder / f"lc_baseline{BASELINE}" / "finetune"
-    _run("trainers.baseline", flags_from_file, tuned, "results.json")
-    models[f"lc_baseline{BASELINE}"] = tuned / "model.keras"
+    for row, (scheme, multiple) in BASELINE_ROWS.items():
+        start = _baseline_start(dense, folder / row / "start.keras", scheme, multiple)
+        flags_from_file = [f"--model_path={start}"] + [
+            flag for flag in flags if not flag.startswith("--model=")
+        ]
+        tuned = folder / row / "finetune"
+        _run("trainers.baseline", flags_from_file, tuned, "results.json")
+        models[row] = tuned / "model.keras"
     tau = _prox_tau(dense, net, epochs)
     prox_flags = ["--criterion=latency", f"--tau={tau:g}"]
     _run("trainers.prox", flags + prox_flags, folder / "prox", "results.json")
@@ -247,13 +261,15 @@ def _settings(root: pathlib.Path, net: str, row: str) -> str:
     """The row's method settings, read from its run."""
     if row == "dense":
         return "no compression"
-    if row == f"lc_baseline{BASELINE}":
+    if row in BASELINE_ROWS:
+        scheme, multiple = BASELINE_ROWS[row]
         ranks = json.loads((root / net / row / RANKS_FILE).read_text())
         ranks = ", ".join(f"{name} {rank}" for name, rank in ranks.items())
         return (
             f"LC's baseline {BASELINE} (one energy threshold for every layer) at "
-            f"{100 * BASELINE_FLOPS:g} % of the dense net's FLOPs, from the dense "
-            f"net's weights, then trained like the dense net; ranks: {ranks}"
+            f"{100 * BASELINE_FLOPS:g} % of the dense net's FLOPs, conv scheme "
+            f"{scheme}, ranks in multiples of {multiple}, from the dense net's "
+            f"weights, then trained like the dense net; ranks: {ranks}"
         )
     if row.startswith("lc_"):
         results = json.loads((root / net / row / "results.json").read_text())

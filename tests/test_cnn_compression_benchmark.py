@@ -71,14 +71,22 @@ def test_the_latency_criterion_must_be_as_fast_and_as_accurate():
 
 
 @pytest.mark.parametrize("net", cnn_compression.NETS)
+@pytest.mark.parametrize("row", cnn_compression.BASELINE_ROWS)
 def test_the_baseline_row_starts_within_its_flops_budget_on_the_exported_model(
-    net, tmp_path
+    net, row, tmp_path
 ):
     keras.utils.set_random_seed(0)
     dense = build_model(net, (28, 28, 1), 10)
-    start = cnn_compression._baseline_start(dense, tmp_path / "row" / "start.keras")
+    scheme, multiple = cnn_compression.BASELINE_ROWS[row]
+    start = cnn_compression._baseline_start(
+        dense, tmp_path / "row" / "start.keras", scheme, multiple
+    )
     model = keras.saving.load_model(start)
     ratio = deployable_size(model)["flops_mac1"] / costs.model_cost(dense).flops_mac1
     assert 0.45 < ratio <= cnn_compression.BASELINE_FLOPS
     ranks = json.loads((tmp_path / "row" / cnn_compression.RANKS_FILE).read_text())
-    assert set(ranks) == {spec.name for spec in layer_specs(dense, "flops", 1)}
+    specs = layer_specs(dense, "flops", scheme)
+    assert set(ranks) == {spec.name for spec in specs}
+    for spec in specs:  # a multiple, or the layer's full rank (kept dense)
+        rank = ranks[spec.name]
+        assert isinstance(rank, str) or rank % multiple == 0, (spec.name, rank)
