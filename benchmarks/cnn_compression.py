@@ -66,7 +66,11 @@ from tuning_search import add_root_argument, replace_block  # noqa: E402
 
 from keras_rank.core import costs  # noqa: E402
 from keras_rank.layers.latency import LatencyTable  # noqa: E402
-from keras_rank.layers.rank_specs import layer_specs, low_rank_model  # noqa: E402
+from keras_rank.layers.rank_specs import (  # noqa: E402
+    layer_specs,
+    low_rank_model,
+    rank_summary,
+)
 from keras_rank.lc.c_step import rank_cost, select_rank  # noqa: E402
 from keras_rank.lc.calibration import lambda_meeting_cost, layer_spectra  # noqa: E402
 from keras_rank.lc.config import LCConfig  # noqa: E402
@@ -119,11 +123,7 @@ def _baseline_start(
     budget = BASELINE_FLOPS * total - others
     choices = baseline_choices(dense, specs, budget, BASELINE, multiple)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ranks = {
-        name: f"{choice.rank} (dense)" if choice.dense else choice.rank
-        for name, choice in choices.items()
-    }
-    (path.parent / RANKS_FILE).write_text(json.dumps(ranks, indent=1))
+    (path.parent / RANKS_FILE).write_text(json.dumps(rank_summary(choices), indent=1))
     low_rank_model(dense, specs, choices).save(path)
     return path
 

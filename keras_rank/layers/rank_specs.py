@@ -150,6 +150,17 @@ class RankChoice:
     matrix: np.ndarray
 
 
+def rank_summary(choices: dict[str, RankChoice]) -> dict[str, int | str]:
+    """The chosen ranks as results files write them: ``{layer: rank}``.
+
+    A layer kept dense reads ``"R (dense)"``, its full rank R.
+    """
+    return {
+        name: f"{choice.rank} (dense)" if choice.dense else choice.rank
+        for name, choice in choices.items()
+    }
+
+
 def low_rank_model(
     model: keras.Model, specs: list[LayerSpec], choices: dict[str, RankChoice]
 ) -> keras.Model:

@@ -37,6 +37,7 @@ from keras_rank.layers.rank_specs import (
     RankChoice,
     layer_specs,
     low_rank_model,
+    rank_summary,
 )
 from keras_rank.lc import baselines
 from keras_rank.lc.calibration import matrix_and_spectrum
@@ -146,7 +147,7 @@ class LCMethod(MethodBase):
             "lc": {
                 "lambda": self.lam,
                 "steps": self.callback.steps,
-                "ranks": _ranks(choices),
+                "ranks": rank_summary(choices),
             }
         }
 
@@ -258,13 +259,6 @@ def _finetune(
         "epochs_completed",
     )
     return tuned, entry, {key: results[key] for key in keys}
-
-
-def _ranks(choices: dict[str, RankChoice]) -> dict[str, int | str]:
-    return {
-        name: f"{choice.rank} (dense)" if choice.dense else choice.rank
-        for name, choice in choices.items()
-    }
 
 
 def baseline_choices(
@@ -424,7 +418,7 @@ def _run_baselines(
             reference_cost,
             callbacks,
         )
-        entries[f"baseline{which}"] = {**summary, "ranks": _ranks(choices)}
+        entries[f"baseline{which}"] = {**summary, "ranks": rank_summary(choices)}
     return entries
 
 
