@@ -94,6 +94,38 @@ def test_c_step_rank_beats_every_other_rank_brute_force(
 
 
 @pytest.mark.parametrize("name,shape,alpha,dense_cost", COSTS)
+@pytest.mark.parametrize("min_rank", [0, 1])
+def test_c_step_with_a_rank_multiple_beats_every_allowed_rank(
+    name, shape, alpha, dense_cost, min_rank
+):
+    full, ranks_seen = min(shape), set()
+    for lam_scale in LAM_SCALES:
+        for mu in MUS:
+            matrix = random_matrix(shape, 0)
+            norm2 = float(np.sum(matrix.astype(np.float64) ** 2))
+            lam = lam_scale * mu * norm2 / dense_cost
+            result = lc.c_step(
+                matrix, alpha, dense_cost, lam, mu, min_rank, rank_multiple=3
+            )
+            brute = {
+                r: objective
+                for r, objective in brute_force_objectives(
+                    matrix, alpha, dense_cost, lam, mu, min_rank
+                ).items()
+                if r % 3 == 0 or r == full
+            }
+            best = min(brute.values())
+            tol = 1e-5 * (1.0 + abs(best))
+            assert result.rank in brute, (result.rank, sorted(brute))
+            assert result.objective <= best + tol
+            assert brute[result.rank] == pytest.approx(result.objective, abs=tol)
+            ranks_seen.add(result.rank)
+    # Both rank 3 and the full rank are chosen somewhere, unless rank 3
+    # already costs what dense costs.
+    assert len(ranks_seen) >= 2 or alpha * 3 >= dense_cost
+
+
+@pytest.mark.parametrize("name,shape,alpha,dense_cost", COSTS)
 def test_c_step_theta_has_selected_rank_and_error(name, shape, alpha, dense_cost):
     matrix = random_matrix(shape, 3)
     norm2 = float(np.sum(matrix.astype(np.float64) ** 2))
@@ -295,6 +327,10 @@ def test_mu_schedule_is_geometric():
         ({"min_rank": -1}, "Expected min_rank in [0, 3]. Received: min_rank=-1"),
         ({"offset": -1.0}, "Expected offset >= 0. Received: offset=-1.0"),
         ({"offset": math.inf}, "Expected offset >= 0. Received: offset=inf"),
+        (
+            {"rank_multiple": 0},
+            "Expected rank_multiple an integer >= 1. Received: rank_multiple=0",
+        ),
     ],
 )
 def test_select_rank_bad_input(kwargs, message):

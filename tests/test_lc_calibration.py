@@ -75,26 +75,28 @@ def test_safe_lambda_scales_with_the_weights_squared():
     assert scaled == pytest.approx(4 * edge, rel=1e-5)
 
 
-def _c_step_cost(model, lam, mu, min_rank=1):
+def _c_step_cost(model, lam, mu, min_rank=1, rank_multiple=1):
     total = 0.0
     for spec in layer_specs(model, "flops", 1):
         matrix = spec.matrix(model.get_layer(spec.name).kernel)
         values = np.linalg.svd(keras.ops.convert_to_numpy(matrix), compute_uv=False)
         total += select_rank(
-            values, spec.alpha, spec.dense_cost, lam, mu, min_rank
+            values, spec.alpha, spec.dense_cost, lam, mu, min_rank, 0.0, rank_multiple
         ).cost
     return total
 
 
 @pytest.mark.parametrize("fraction", [0.05, 0.25, 0.6])
-def test_the_budget_lambda_is_the_smallest_meeting_the_cost(fraction):
+@pytest.mark.parametrize("multiple", [1, 8])
+def test_the_budget_lambda_is_the_smallest_meeting_the_cost(fraction, multiple):
     keras.utils.set_random_seed(0)
     model = models.build_model("lenet300", (28, 28, 1), 10)
     dense = sum(spec.dense_cost for spec in layer_specs(model, "flops", 1))
-    lam = lambda_meeting_cost(model, "flops", 1, 2e-3, fraction)
+    lam = lambda_meeting_cost(model, "flops", 1, 2e-3, fraction, rank_multiple=multiple)
     # A relative margin of 1e-3: NumPy's SVD here, TensorFlow's in LC.
-    assert _c_step_cost(model, lam * (1 + 1e-3), 2e-3) <= fraction * dense
-    assert _c_step_cost(model, lam * (1 - 1e-3), 2e-3) > fraction * dense
+    above, below = lam * (1 + 1e-3), lam * (1 - 1e-3)
+    assert _c_step_cost(model, above, 2e-3, 1, multiple) <= fraction * dense
+    assert _c_step_cost(model, below, 2e-3, 1, multiple) > fraction * dense
 
 
 def test_the_budget_lambda_grows_with_mu_and_falls_with_the_budget():
@@ -114,6 +116,11 @@ def test_an_unreachable_budget_gives_every_layer_its_lowest_rank():
     floor = sum(min(spec.alpha * 2, spec.dense_cost) for spec in specs)
     lam = lambda_meeting_cost(model, "flops", 1, 1e-3, 1e-6, min_rank=2)
     assert _c_step_cost(model, lam * (1 + 1e-3), 1e-3, min_rank=2) == floor
+    # With ranks in multiples of 8, the lowest rank is 8.
+    floor = sum(min(spec.alpha * 8, spec.dense_cost) for spec in specs)
+    lam = lambda_meeting_cost(model, "flops", 1, 1e-3, 1e-6, rank_multiple=8)
+    assert _c_step_cost(model, lam * (1 + 1e-3), 1e-3, 1, 8) == floor
+    assert _c_step_cost(model, lam * (1 - 1e-3), 1e-3, 1, 8) > floor
 
 
 def test_a_bad_fraction_is_refused():

@@ -54,6 +54,7 @@ def _lc_lambda_scale(
         target,
         lc_config.min_rank,
         latency=latency,
+        rank_multiple=lc_config.rank_multiple,
     )
 
 

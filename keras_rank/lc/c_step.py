@@ -145,12 +145,13 @@ def select_rank(
     mu: float,
     min_rank: int = 0,
     offset: float = 0.0,
+    rank_multiple: int = 1,
 ) -> RankSelection:
     """Solves eq. 5 exactly by enumeration.
 
     Minimises ``lam * C(r) + mu / 2 * sum_{i > r} s_i^2`` over the ranks
-    ``r in {min_rank, ..., R}`` cheaper than dense (``offset + alpha * r <
-    dense_cost``)
+    ``r in {min_rank, ..., R}`` that are multiples of `rank_multiple` (or R)
+    and cheaper than dense (``offset + alpha * r < dense_cost``)
     and the dense option (cost ``dense_cost``, error 0; always allowed). A
     rank with ``offset + alpha * r >= dense_cost`` is not a separate candidate: the
     dense option has its cost or less and no error.
@@ -169,6 +170,8 @@ def select_rank(
         mu: Penalty parameter, > 0.
         min_rank: Smallest rank allowed for a factorization, in [0, R].
         offset: Fixed cost of the low-rank form, >= 0.
+        rank_multiple: Ranks allowed are its multiples and R, >= 1 (8 suits
+            the tiles of LiteRT's CPU kernels).
 
     Returns:
         The optimal :class:`RankSelection`.
@@ -184,7 +187,14 @@ def select_rank(
         "min_rank",
         min_rank,
     )
+    _check(
+        isinstance(rank_multiple, (int, np.integer)) and rank_multiple >= 1,
+        "rank_multiple an integer >= 1",
+        "rank_multiple",
+        rank_multiple,
+    )
     ranks = np.arange(min_rank, len(s) + 1)
+    ranks = ranks[(ranks % rank_multiple == 0) | (ranks == len(s))]
     ranks = ranks[offset + alpha * ranks < dense_cost]
     # Candidates in increasing cost: the cheaper ranks, then dense.
     costs = np.append(offset + alpha * ranks.astype(np.float64), dense_cost)
@@ -238,6 +248,7 @@ def c_step(
     min_rank: int = 0,
     name: str | None = None,
     offset: float = 0.0,
+    rank_multiple: int = 1,
 ) -> CStepResult:
     """Solves eq. 4 for one layer: the best rank and its truncation.
 
@@ -256,6 +267,7 @@ def c_step(
         min_rank: Smallest rank allowed for a factorization.
         name: The layer's name, for error messages.
         offset: Fixed cost of the low-rank form, >= 0.
+        rank_multiple: Ranks allowed are its multiples and the full rank.
 
     Returns:
         A :class:`CStepResult`; ``||matrix - theta||_F^2`` equals its
@@ -266,7 +278,9 @@ def c_step(
     """
     matrix = tf.convert_to_tensor(matrix)
     s, u, v = robust_svd(matrix, name)
-    selection = select_rank(s, alpha, dense_cost, lam, mu, min_rank, offset)
+    selection = select_rank(
+        s, alpha, dense_cost, lam, mu, min_rank, offset, rank_multiple
+    )
     if selection.dense:
         theta = matrix
     else:

@@ -131,6 +131,7 @@ def lambda_meeting_cost(
     fraction: float,
     min_rank: int = 1,
     latency: LatencyTable | None = None,
+    rank_multiple: int = 1,
 ) -> float:
     """Returns the smallest lambda whose C step meets a cost `fraction`.
 
@@ -148,10 +149,11 @@ def lambda_meeting_cost(
             total dense cost.
         min_rank: LC's lowest rank.
         latency: The measured latencies, for the latency criterion.
+        rank_multiple: LC's rank multiple.
 
     Returns:
-        The lambda; where even every layer at `min_rank` costs more than the
-        target, the lambda at which they all get there.
+        The lambda; where even every layer at its lowest rank costs more
+        than the target, the lambda at which they all get there.
 
     Raises:
         ValueError: `fraction` is not in (0, 1].
@@ -160,10 +162,11 @@ def lambda_meeting_cost(
         raise ValueError(f"Expected fraction in (0, 1]. Received: fraction={fraction}")
     layers = layer_spectra(model, criterion, conv_scheme, latency)
     target = fraction * sum(spec.dense_cost for _, spec in layers)
+    lowest = -(-min_rank // rank_multiple) * rank_multiple
     floor = sum(
         float(
             rank_cost(
-                min(min_rank, spec.max_rank), spec.alpha, spec.dense_cost, spec.offset
+                min(lowest, spec.max_rank), spec.alpha, spec.dense_cost, spec.offset
             )
         )
         for _, spec in layers
@@ -173,7 +176,14 @@ def lambda_meeting_cost(
     def cost(lam: float) -> float:
         return sum(
             select_rank(
-                values, spec.alpha, spec.dense_cost, lam, mu, min_rank, spec.offset
+                values,
+                spec.alpha,
+                spec.dense_cost,
+                lam,
+                mu,
+                min_rank,
+                spec.offset,
+                rank_multiple,
             ).cost
             for values, spec in layers
         )

@@ -191,6 +191,7 @@ class LC(Callback):
                 min_rank=self.config.min_rank,
                 name=spec.name,
                 offset=spec.offset,
+                rank_multiple=self.config.rank_multiple,
             )
             theta = spec.kernel(result.theta)
             self.theta[spec.name].assign(theta)

@@ -61,6 +61,12 @@ class LCConfig:
         bounds="> 0",
     )
     min_rank: int = setting(1, "Lowest rank a layer may take", bounds=">= 0")
+    rank_multiple: int = setting(
+        1,
+        "Ranks are multiples of it or a layer's full rank (C steps and baselines); "
+        "8 suits the tiles of LiteRT's CPU kernels",
+        bounds=">= 1",
+    )
     finetune_epochs: int = setting(
         10,
         "Epochs of training of the low-rank net once the ranks are fixed",

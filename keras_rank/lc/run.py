@@ -407,7 +407,9 @@ def _run_baselines(
     reference_cost = costs.model_cost(reference)
     entries = {}
     for which in (1, 2):
-        choices = baseline_choices(reference, specs, budget, which)
+        choices = baseline_choices(
+            reference, specs, budget, which, lc_config.rank_multiple
+        )
         compact = low_rank_model(reference, specs, choices)
         _, summary, _ = _finetune(
             config,
