@@ -142,6 +142,11 @@ def test_reused_workdir_names_only_the_settings_that_differ(tmp_path):
         assert same not in message
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["learning_rate"] == 0.001  # the refusal wrote nothing
+    # A setting added to the method since that run does not stop the resume;
+    # another method's settings do.
+    check_workdir(tmp_path, config, {"lc": {**method["lc"], "rank_multiple": 1}})
+    with pytest.raises(ConfigError, match="method.prox.tau=None there"):
+        check_workdir(tmp_path, config, {"prox": {"tau": 2.0}})
 
 
 def test_check_workdir_writes_nothing(tmp_path):

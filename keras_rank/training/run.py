@@ -126,7 +126,10 @@ def check_workdir(
     changes = config.changes_from(previous)
     before = _leaves(previous.get("method"), "method")
     after = _leaves(json.loads(json.dumps(method_config)), "method")
+    sections = {name.rsplit(".", 1)[0] for name in before}
     for name in dict.fromkeys([*before, *after]):
+        if name not in before and name.rsplit(".", 1)[0] in sections:
+            continue  # a setting added since that run, as `changes_from` skips
         if before.get(name) != after.get(name):
             changes[name] = (before.get(name), after.get(name))
     if changes:
