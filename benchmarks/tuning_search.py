@@ -91,14 +91,6 @@ MLP_HAND_TUNED = [
     "magnitude pruning at 70 % sparsity (README): 89.94 % test, 422k non-zero "
     "weights in a file that stays dense size",
 ]
-# Parts whose search ran on older code than the other parts', and how it
-# differed (a search takes hours; its figures stay until it is run again).
-OLDER_CODE = {
-    "mlp": "measured before LC's fine-tuning ran by default at a tenth of the "
-    "L steps' rate (f79148a): its LC trials and its retraining fine-tuned at "
-    "1e-3 (the defaults column is of the current code). Not run again since "
-    "(about 2 h on 2 cores); mlp_hyperband was",
-}
 HAND_TUNED = {
     "mlp": MLP_HAND_TUNED,
     "mlp_hyperband": MLP_HAND_TUNED,
@@ -257,7 +249,6 @@ def part_lines(root: pathlib.Path, part: str) -> list[str]:
         )
         + _command_time(results),
         "",
-        *([f"- code: {OLDER_CODE[part]}"] if part in OLDER_CODE else []),
         *[f"- {line}" for line in HAND_TUNED[part]],
         *[f"- target: {line}" for line in targets(part, results)],
         "",
