@@ -47,7 +47,7 @@ nets.
 
 Writes <root>/cnn_compression.md, the block between the ``cnn-compression``
 markers of docs/results.md and one row per net and method between the
-``cnn-summary`` markers of README.md.
+``cnn-summary`` markers of docs/results.md.
 """
 
 import argparse
@@ -81,9 +81,8 @@ from tuning.calibration import measure  # noqa: E402
 
 DEFAULT_ROOT = REPO / "runs" / "cnn"
 RESULTS_DOC = REPO / "docs" / "results.md"
-README = REPO / "README.md"
 RESULTS_BLOCK = "cnn-compression"
-README_BLOCK = "cnn-summary"
+SUMMARY_BLOCK = "cnn-summary"
 NETS = ("resnet20", "mobilenetv2_small")
 ENERGIES = (80, 90, 100)
 ANALYZED = ("dense", "lc_flops", "prox_90")
@@ -371,7 +370,7 @@ SUMMARY_HEADER = [
 
 
 def summary_rows(net: str, export: dict) -> list[str]:
-    """README rows: each compressed row of one net."""
+    """Summary rows: each compressed row of one net."""
     models = export["models"]
     dense = models["dense"]["formats"]["float32"]["test_accuracy"]
     rows = []
@@ -437,7 +436,9 @@ def main() -> None:
     (args.root / "cnn_compression.md").write_text(block + "\n")
     RESULTS_DOC.write_text(replace_block(RESULTS_DOC.read_text(), RESULTS_BLOCK, block))
     summary = "\n".join(SUMMARY_HEADER + rows)
-    README.write_text(replace_block(README.read_text(), README_BLOCK, summary))
+    RESULTS_DOC.write_text(
+        replace_block(RESULTS_DOC.read_text(), SUMMARY_BLOCK, summary)
+    )
 
 
 if __name__ == "__main__":
