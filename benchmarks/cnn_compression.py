@@ -47,7 +47,8 @@ nets.
 
 Writes <root>/cnn_compression.md, the block between the ``cnn-compression``
 markers of docs/results.md and one row per net and method between the
-``cnn-summary`` markers of docs/results.md.
+``cnn-summary`` markers of docs/results.md. A net with no export under
+--root keeps what docs/results.md says of it.
 """
 
 import argparse
@@ -62,7 +63,12 @@ import keras
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tuning_search import add_root_argument, replace_block  # noqa: E402
+from tuning_search import (  # noqa: E402
+    add_root_argument,
+    part_sections,
+    read_block,
+    replace_block,
+)
 
 from keras_rank.core import costs  # noqa: E402
 from keras_rank.layers.latency import LatencyTable  # noqa: E402
@@ -385,6 +391,49 @@ def summary_rows(net: str, export: dict) -> list[str]:
     return rows
 
 
+def _rows_by_net(block: str) -> dict[str, list[str]]:
+    """Returns a summary block's rows grouped by net (the first cell)."""
+    rows: dict[str, list[str]] = {}
+    for line in block.splitlines()[len(SUMMARY_HEADER) :]:
+        rows.setdefault(line.split("|")[1].strip(), []).append(line)
+    return rows
+
+
+def write_tables(root: pathlib.Path) -> str:
+    """Writes the tables of every net measured under `root`; returns the block.
+
+    A net measured under `root` (its export.json) gets its section and
+    summary rows from the measurements; a net that is not keeps what
+    docs/results.md says of it, so one net can be measured again alone, or
+    on another machine, without losing the other's figures.
+    """
+    results_text = RESULTS_DOC.read_text()
+    sections = part_sections(read_block(results_text, RESULTS_BLOCK))
+    sections = {net: text.rstrip("\n") + "\n" for net, text in sections.items()}
+    rows = _rows_by_net(read_block(results_text, SUMMARY_BLOCK))
+    for net in NETS:
+        export_file = root / net / "export" / "export.json"
+        if not export_file.is_file():
+            continue
+        export = json.loads(export_file.read_text())
+        reports = {
+            name: f"{net}/analysis_{name}/report.md"
+            for name in ANALYZED
+            if (root / net / f"analysis_{name}" / "report.md").is_file()
+        }
+        sections[net] = "\n".join(net_lines(root, net, export, reports))
+        rows[net] = summary_rows(net, export)
+    block = "\n".join(sections[net] for net in NETS if net in sections)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "cnn_compression.md").write_text(block + "\n")
+    results_text = replace_block(results_text, RESULTS_BLOCK, block)
+    summary = [row for net in NETS for row in rows.get(net, [])]
+    RESULTS_DOC.write_text(
+        replace_block(results_text, SUMMARY_BLOCK, "\n".join(SUMMARY_HEADER + summary))
+    )
+    return block
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_root_argument(parser, DEFAULT_ROOT)
@@ -416,29 +465,7 @@ def main() -> None:
         )
         export_rows(args.root, net, models)
         analyze_rows(args.root, net, models)
-    # Every net measured so far, also by another invocation (one per net can
-    # run at once): the documents always show all of them.
-    sections, rows = [], []
-    for net in NETS:
-        export_file = args.root / net / "export" / "export.json"
-        if not export_file.is_file():
-            continue
-        export = json.loads(export_file.read_text())
-        reports = {
-            name: f"{net}/analysis_{name}/report.md"
-            for name in ANALYZED
-            if (args.root / net / f"analysis_{name}" / "report.md").is_file()
-        }
-        sections += net_lines(args.root, net, export, reports)
-        rows += summary_rows(net, export)
-    block = "\n".join(sections)
-    print(block)
-    (args.root / "cnn_compression.md").write_text(block + "\n")
-    RESULTS_DOC.write_text(replace_block(RESULTS_DOC.read_text(), RESULTS_BLOCK, block))
-    summary = "\n".join(SUMMARY_HEADER + rows)
-    RESULTS_DOC.write_text(
-        replace_block(RESULTS_DOC.read_text(), SUMMARY_BLOCK, summary)
-    )
+    print(write_tables(args.root))
 
 
 if __name__ == "__main__":

@@ -90,3 +90,51 @@ def test_the_baseline_row_starts_within_its_flops_budget_on_the_exported_model(
     for spec in specs:  # a multiple, or the layer's full rank (kept dense)
         rank = ranks[spec.name]
         assert isinstance(rank, str) or rank % multiple == 0, (spec.name, rank)
+
+
+def _measured_net(root, net):
+    """Writes the run files of one net's export with a dense and two LC rows."""
+    models = {}
+    for name, accuracy in (("dense", 0.92), ("lc_flops", 0.91), ("lc_latency", 0.91)):
+        row = _row(accuracy, 0.5, 0.55, 1.0)
+        row["formats"]["int8"] = row["formats"]["float32"]
+        for file in row["formats"].values():
+            file["latency"] = {"median_us": 100.0}
+        row["keras"] = {"params": 1000}
+        models[name] = row
+        if name != "dense":
+            run = {"lambda": 1e-3, "ranks": {"conv": 4}}
+            (root / net / name).mkdir(parents=True)
+            (root / net / name / "results.json").write_text(json.dumps({"runs": [run]}))
+    (root / net / "export").mkdir(parents=True)
+    (root / net / "export" / "export.json").write_text(json.dumps({"models": models}))
+
+
+def test_tables_keep_what_the_docs_say_of_a_net_not_measured_here(
+    tmp_path, monkeypatch
+):
+    doc = tmp_path / "results.md"
+    monkeypatch.setattr(cnn_compression, "RESULTS_DOC", doc)
+    old_rows = [
+        f"| {net} | lc_flops | 1.00 (2.00) | 0.300 | 0.700 |"
+        for net in cnn_compression.NETS
+    ]
+    doc.write_text(
+        "intro\n\n<!-- cnn-summary:begin -->\n"
+        + "\n".join(cnn_compression.SUMMARY_HEADER + old_rows)
+        + "\n<!-- cnn-summary:end -->\n\n<!-- cnn-compression:begin -->\n"
+        + "".join(f"### {net}\n\nold {net} table\n\n" for net in cnn_compression.NETS)
+        + "<!-- cnn-compression:end -->\n"
+    )
+    before = doc.read_text()
+    cnn_compression.write_tables(tmp_path / "runs")
+    assert doc.read_text() == before  # nothing measured: nothing changes
+    first, second = cnn_compression.NETS
+    _measured_net(tmp_path / "runs", second)
+    block = cnn_compression.write_tables(tmp_path / "runs")
+    text = doc.read_text()
+    assert f"old {first} table" in block and f"old {second} table" not in block
+    assert block.index(f"### {first}") < block.index(f"### {second}")
+    assert old_rows[0] in text and old_rows[1] not in text
+    assert f"| {second} | lc_latency | 91.00 (92.00) | 0.500 | 0.550 |" in text
+    assert (tmp_path / "runs" / "cnn_compression.md").read_text() == block + "\n"
