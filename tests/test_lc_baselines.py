@@ -203,6 +203,16 @@ def test_energy_threshold_for_budget_below_rank_one_is_refused():
     spectra = [np.array([2.0, 1.0]), np.array([3.0, 1.0])]
     with pytest.raises(ConfigError, match="Expected budget >= 9 "):
         baselines.energy_threshold_for_budget(spectra, [4.0, 5.0], [8.0, 9.0], 8.0)
+    # With a multiple, the least is every layer at that rank (or its full rank).
+    spectra = [np.arange(6.0, 0.0, -1.0), np.array([3.0, 1.0])]
+    with pytest.raises(
+        ConfigError,
+        match=r"Expected budget >= 18 \(the smallest p > 0: rank 4 per layer or "
+        r"its full rank\)",
+    ):
+        baselines.energy_threshold_for_budget(
+            spectra, [2.0, 5.0], [12.0, 10.0], 17.0, multiple=4
+        )
 
 
 def test_baselines_refuse_mismatched_layer_lists():

@@ -93,6 +93,22 @@ def test_c_step_rank_beats_every_other_rank_brute_force(
     assert len(ranks_seen) >= 3
 
 
+@pytest.mark.parametrize("multiple", [1, 3, 8])
+def test_round_up_to_multiple_gives_the_least_rank_select_rank_allows(multiple):
+    full = 10
+    values = np.linspace(10.0, 1.0, full)
+    allowed = {
+        lc.select_rank(
+            values, 1.0, 1e9, 1e9, 1.0, min_rank=r, rank_multiple=multiple
+        ).rank
+        for r in range(full + 1)
+    }
+    for rank in range(full + 1):
+        rounded = lc.round_up_to_multiple(rank, full, multiple)
+        assert rounded == min(r for r in allowed | {full} if r >= rank), rank
+    assert lc.round_up_to_multiple(np.array([0, 1, 9]), full, 8).tolist() == [0, 8, 10]
+
+
 @pytest.mark.parametrize("name,shape,alpha,dense_cost", COSTS)
 @pytest.mark.parametrize("min_rank", [0, 1])
 def test_c_step_with_a_rank_multiple_beats_every_allowed_rank(

@@ -31,7 +31,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_rank.core.errors import ConfigError
-from keras_rank.lc.c_step import check_rank_cost, rank_cost, truncation_errors
+from keras_rank.lc.c_step import (
+    check_rank_cost,
+    rank_cost,
+    round_up_to_multiple,
+    truncation_errors,
+)
 
 Spectrum = tf.Tensor | np.ndarray
 
@@ -87,14 +92,6 @@ def _check_multiple(multiple: int) -> None:
         raise ConfigError(
             f"Expected multiple an integer >= 1. Received: multiple={multiple!r}"
         )
-
-
-def _round_up(ranks: np.ndarray, full_rank: int, multiple: int) -> np.ndarray:
-    """Rounds ranks up to a multiple of `multiple`, at most `full_rank`.
-
-    Rank 0 stays 0.
-    """
-    return np.minimum(-(-np.asarray(ranks) // multiple) * multiple, full_rank)
 
 
 def _check_budget(budget: float, least: float, what: str) -> None:
@@ -216,7 +213,7 @@ def energy_ranks(
     _check_multiple(multiple)
     return [
         int(
-            _round_up(
+            round_up_to_multiple(
                 np.searchsorted(_energy_thresholds(s), p, side="left"), len(s), multiple
             )
         )
@@ -262,7 +259,9 @@ def energy_threshold_for_budget(
     candidates = candidates[candidates > 0.0]
     ranks = np.stack(
         [
-            _round_up(np.searchsorted(t, candidates, side="left"), len(s), multiple)
+            round_up_to_multiple(
+                np.searchsorted(t, candidates, side="left"), len(s), multiple
+            )
             for s, t in zip(spectra, thresholds, strict=True)
         ]
     )
@@ -272,7 +271,12 @@ def energy_threshold_for_budget(
             ranks, alphas, dense_costs, offsets, strict=True
         )
     )
-    _check_budget(budget, float(costs[0]), "the smallest p > 0: rank 1 per layer")
+    _check_budget(
+        budget,
+        float(costs[0]),
+        f"the smallest p > 0: rank {multiple} per layer"
+        + (" or its full rank" if multiple > 1 else ""),
+    )
     best = int(np.flatnonzero(costs <= budget)[-1])
     return EnergyThreshold(
         p=float(candidates[best]),

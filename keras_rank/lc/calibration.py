@@ -33,7 +33,7 @@ import numpy as np
 from keras_rank.core.linalg import robust_svd
 from keras_rank.layers.latency import LatencyTable
 from keras_rank.layers.rank_specs import LayerSpec, layer_specs
-from keras_rank.lc.c_step import rank_cost, select_rank
+from keras_rank.lc.c_step import rank_cost, round_up_to_multiple, select_rank
 
 
 def layer_spectra(
@@ -162,11 +162,13 @@ def lambda_meeting_cost(
         raise ValueError(f"Expected fraction in (0, 1]. Received: fraction={fraction}")
     layers = layer_spectra(model, criterion, conv_scheme, latency)
     target = fraction * sum(spec.dense_cost for _, spec in layers)
-    lowest = -(-min_rank // rank_multiple) * rank_multiple
     floor = sum(
         float(
             rank_cost(
-                min(lowest, spec.max_rank), spec.alpha, spec.dense_cost, spec.offset
+                round_up_to_multiple(min_rank, spec.max_rank, rank_multiple),
+                spec.alpha,
+                spec.dense_cost,
+                spec.offset,
             )
         )
         for _, spec in layers
