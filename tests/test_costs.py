@@ -313,3 +313,40 @@ def test_batch_norm_after_dense_in_a_sequential_model_folds():
         ]
     )
     assert layer_cost(model.get_layer("bn")).note == "folded into 'dense' on export"
+
+
+def _conv_bn_net():
+    inputs = keras.Input(shape=(8, 8, 3))
+    x = keras.layers.Conv2D(16, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(name="bn_conv")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(12, name="dense")(x)
+    x = keras.layers.BatchNormalization(name="bn_dense")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="out")(x))
+
+
+@pytest.mark.parametrize("form", ["low_rank", "factorized"])
+def test_batch_norm_after_a_compressed_layer_is_counted_as_the_export_folds_it(form):
+    from keras_rank.layers.deployable import deployable_model
+    from keras_rank.layers.factorize import factorize_model
+    from keras_rank.layers.rank_specs import RankChoice, layer_specs, low_rank_model
+
+    dense = _conv_bn_net()
+    if form == "low_rank":
+        specs = layer_specs(dense, "flops", 1)
+        choices = {
+            spec.name: RankChoice(
+                rank=2,
+                dense=False,
+                matrix=spec.matrix(dense.get_layer(spec.name).kernel),
+            )
+            for spec in specs
+        }
+        model = low_rank_model(dense, specs, choices)
+    else:
+        model = factorize_model(dense)
+    trained = {layer.name: layer for layer in model_cost(model).layers}
+    for name in ("bn_conv", "bn_dense"):
+        assert trained[name].macs == 0 and trained[name].note.startswith("folded")
+    assert model_cost(model).macs == model_cost(deployable_model(model)).macs

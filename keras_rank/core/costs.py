@@ -321,7 +321,7 @@ def _separable_macs(layer: keras.layers.Layer) -> int:
     return positions * depthwise_channels * (kernel + layer.filters)
 
 
-FOLDABLE_INTO = (
+_FOLDS_BATCH_NORM = [
     keras.layers.Dense,
     keras.layers.Conv1D,
     keras.layers.Conv2D,
@@ -329,11 +329,30 @@ FOLDABLE_INTO = (
     keras.layers.DepthwiseConv2D,
     keras.layers.SeparableConv1D,
     keras.layers.SeparableConv2D,
-)
-"""Layers LiteRT's converter folds a following BatchNormalization into.
+]
+"""Layers LiteRT's converter folds a following BatchNormalization into
+(`register_batch_norm_folding` adds more).
 
 Not Conv3D: after it the converter keeps the normalization's MUL and ADD.
 """
+
+
+def register_batch_norm_folding(layer_class: type[keras.layers.Layer]) -> None:
+    """Declares that a BatchNormalization after `layer_class` folds on export.
+
+    For a layer whose exported form ends in a Dense or convolution (e.g. a
+    low-rank pair), so that the training-time model's count is the exported
+    model's.
+
+    Args:
+        layer_class: A subclass of ``keras.layers.Layer``.
+
+    Raises:
+        ConfigError: If ``layer_class`` is not a Keras layer class.
+    """
+    _check_layer_class(layer_class, "register_batch_norm_folding")
+    if layer_class not in _FOLDS_BATCH_NORM:
+        _FOLDS_BATCH_NORM.append(layer_class)
 
 
 def folded_into(layer: keras.layers.Layer) -> keras.layers.Layer | None:
@@ -348,7 +367,10 @@ def folded_into(layer: keras.layers.Layer) -> keras.layers.Layer | None:
     if len(nodes) != 1 or len(nodes[0].parent_nodes) != 1:
         return None
     producer = nodes[0].parent_nodes[0].operation
-    if not isinstance(producer, FOLDABLE_INTO) or len(producer._outbound_nodes) != 1:
+    if (
+        not isinstance(producer, tuple(_FOLDS_BATCH_NORM))
+        or len(producer._outbound_nodes) != 1
+    ):
         return None
     if producer.get_config().get("activation", "linear") != "linear":
         return None

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_rank.core.costs import register_params
+from keras_rank.core.costs import register_batch_norm_folding, register_params
 from keras_rank.core.errors import ConfigError
 from keras_rank.layers.state import FactorState
 
@@ -632,3 +632,7 @@ def trainable_param_count(layer: FactorizedLayer) -> int:
     if layer.frobenius_norm:
         count += 1
     return count
+
+
+# It exports as one plain Dense/Conv2D with the layer's activation.
+register_batch_norm_folding(FactorizedLayer)

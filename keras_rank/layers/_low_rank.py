@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from keras_rank.core.costs import register_batch_norm_folding
 from keras_rank.core.errors import ConfigError
 from keras_rank.layers._factorized import check_positive, is_int
 
@@ -331,3 +332,7 @@ class LowRankLayer(keras.layers.Layer):
             bias_regularizer=keras.regularizers.serialize(self.bias_regularizer),
         )
         return config
+
+
+# The exported pair ends in a plain Dense/Conv2D with the layer's activation.
+register_batch_norm_folding(LowRankLayer)
