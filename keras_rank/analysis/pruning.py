@@ -158,7 +158,7 @@ def pruning_curves(
 
     Each point prunes the first p units of the criterion's greedy order from
     the unpruned model (no retraining) and calls `evaluate` on the smaller
-    model.
+    model, once per distinct set of units (pruning none is evaluated once).
 
     Args:
         model: A built Functional or Sequential model of plain layers.
@@ -182,15 +182,23 @@ def pruning_curves(
     if "random" in criteria and (not isinstance(seeds, int) or seeds < 1):
         raise ConfigError(f"Expected seeds >= 1. Received: seeds={seeds!r}")
     matrix = unit_matrix(model.get_layer(layer).kernel)
+    # The same units pruned give the same model, whichever order named them
+    # (pruning none, in every order): each set of units is evaluated once.
+    accuracies: dict[frozenset[int], float] = {}
+
+    def accuracy(units: np.ndarray) -> float:
+        key = frozenset(int(unit) for unit in units)
+        if key not in accuracies:
+            accuracies[key] = evaluate(prune_units(model, layer, units))
+        return accuracies[key]
+
     curves = []
     for criterion in criteria:
         runs = range(seeds) if criterion == "random" else (0,)
         table = []
         for seed in runs:
             order = pruning_order(matrix, criterion, seed)
-            table.append(
-                [evaluate(prune_units(model, layer, order[:p])) for p in counts]
-            )
+            table.append([accuracy(order[:p]) for p in counts])
             if progress is not None:
                 where = f" seed {seed}" if criterion == "random" else ""
                 progress(
