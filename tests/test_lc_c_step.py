@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from keras_rank.core import linalg
 from keras_rank.core.errors import ConfigError
+from keras_rank.core.linalg import round_up_to_multiple
 from keras_rank.lc import c_step as lc
 
 # (name, shape, alpha, dense_cost). Storage: a dense a x b matrix stores a b
@@ -104,9 +105,9 @@ def test_round_up_to_multiple_gives_the_least_rank_select_rank_allows(multiple):
         for r in range(full + 1)
     }
     for rank in range(full + 1):
-        rounded = lc.round_up_to_multiple(rank, full, multiple)
+        rounded = round_up_to_multiple(rank, full, multiple)
         assert rounded == min(r for r in allowed | {full} if r >= rank), rank
-    assert lc.round_up_to_multiple(np.array([0, 1, 9]), full, 8).tolist() == [0, 8, 10]
+    assert round_up_to_multiple(np.array([0, 1, 9]), full, 8).tolist() == [0, 8, 10]
 
 
 @pytest.mark.parametrize("name,shape,alpha,dense_cost", COSTS)

@@ -203,6 +203,36 @@ def test_decompose_keeps_the_stated_energy_of_every_layer(energy):
         np.testing.assert_allclose(kept[entry.rank :], 0.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("multiple", [3, 4])
+def test_decompose_rounds_each_energy_rank_up_to_the_rank_multiple(multiple):
+    model, spectra = _spectrum_mlp_and_convnet(np.random.default_rng(3))
+    _, free = decompose(model, 80)
+    result, report = decompose(model, 80, rank_multiple=multiple)
+    assert any(entry.low_rank for entry in report)
+    for entry, free_entry in zip(report, free, strict=True):
+        expected = min(-(-free_entry.rank // multiple) * multiple, entry.max_rank)
+        assert entry.rank == expected and entry.kept_energy >= 80 - 1e-6
+        if entry.low_rank:
+            assert result.get_layer(entry.name).rank == entry.rank
+            s = spectra[entry.name]
+            assert entry.kept_energy == pytest.approx(
+                100 * s[: entry.rank].sum() / s.sum(), rel=1e-4
+            )
+    inputs = np.random.default_rng(4).normal(size=(2, 6, 6, 4)).astype(np.float32)
+    np.testing.assert_allclose(
+        _outputs(decompose(model, 100, rank_multiple=multiple)[0], inputs),
+        _outputs(model, inputs),
+        atol=1e-4,
+    )
+
+
+@pytest.mark.parametrize("multiple", [0, 2.0, True])
+def test_a_bad_rank_multiple_is_refused_naming_it(multiple):
+    model, _ = _spectrum_mlp_and_convnet(np.random.default_rng(3))
+    with pytest.raises(ConfigError, match="Expected rank_multiple an integer >= 1"):
+        decompose(model, 80, rank_multiple=multiple)
+
+
 def test_a_layer_where_low_rank_is_not_cheaper_stays_a_plain_layer():
     rng = np.random.default_rng(4)
     inputs = keras.Input((5, 5, 3))

@@ -1,4 +1,4 @@
-"""Linear algebra every method shares: a robust SVD and the low-rank cost rule.
+"""Linear algebra every method shares: a robust SVD and the low-rank rank rules.
 
 Every SVD of keras_rank is ``tf.linalg.svd``; eagerly it goes through
 `robust_svd`, which retries in float64 when float32 raises or returns NaN/inf.
@@ -29,6 +29,23 @@ def stays_dense(
             latency criterion; 0 otherwise).
     """
     return bool(offset + alpha * rank >= dense_cost)
+
+
+def round_up_to_multiple(ranks, full_rank: int, multiple: int):
+    """Rounds ranks up to the nearest rank allowed with `multiple`.
+
+    The allowed ranks are the multiples of `multiple` and the full rank
+    (as in LC's C step and prox's decomposition); rank 0 stays 0.
+
+    Args:
+        ranks: A rank or an array of ranks, each in [0, `full_rank`].
+        full_rank: The layer's full rank.
+        multiple: The rank multiple, >= 1.
+
+    Returns:
+        The rounded ranks: a NumPy integer, or an array shaped like `ranks`.
+    """
+    return np.minimum(-(-np.asarray(ranks) // multiple) * multiple, full_rank)
 
 
 def _svd_in(matrix: tf.Tensor, dtype: tf.DType) -> tuple[tf.Tensor, ...] | None:

@@ -31,10 +31,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_rank.core.errors import ConfigError
+from keras_rank.core.linalg import round_up_to_multiple
 from keras_rank.lc.c_step import (
     check_rank_cost,
     rank_cost,
-    round_up_to_multiple,
     truncation_errors,
 )
 

@@ -137,23 +137,6 @@ def truncation_errors(singular_values: tf.Tensor | np.ndarray) -> np.ndarray:
     return np.append(np.cumsum(squares[::-1])[::-1], 0.0)
 
 
-def round_up_to_multiple(ranks, full_rank: int, multiple: int):
-    """Rounds ranks up to the nearest rank allowed with `multiple`.
-
-    The allowed ranks are the multiples of `multiple` and the full rank
-    (as in `select_rank`); rank 0 stays 0.
-
-    Args:
-        ranks: A rank or an array of ranks, each in [0, `full_rank`].
-        full_rank: The layer's full rank.
-        multiple: The rank multiple, >= 1.
-
-    Returns:
-        The rounded ranks: a NumPy integer, or an array shaped like `ranks`.
-    """
-    return np.minimum(-(-np.asarray(ranks) // multiple) * multiple, full_rank)
-
-
 def select_rank(
     singular_values: tf.Tensor | np.ndarray,
     alpha: float,

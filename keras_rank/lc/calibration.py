@@ -30,10 +30,10 @@ import math
 import keras
 import numpy as np
 
-from keras_rank.core.linalg import robust_svd
+from keras_rank.core.linalg import robust_svd, round_up_to_multiple
 from keras_rank.layers.latency import LatencyTable
 from keras_rank.layers.rank_specs import LayerSpec, layer_specs
-from keras_rank.lc.c_step import rank_cost, round_up_to_multiple, select_rank
+from keras_rank.lc.c_step import rank_cost, select_rank
 
 
 def layer_spectra(

@@ -164,6 +164,7 @@ class Prox(Callback):
             self.config.reload_energy,
             criterion=self.config.criterion,
             latency=self.latency,
+            rank_multiple=self.config.rank_multiple,
         )
         self.reloaded = True
         if self.verbose:

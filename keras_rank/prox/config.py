@@ -62,6 +62,12 @@ class ProxConfig:
         "cached in the work directory)",
         choices=CRITERIA,
     )
+    rank_multiple: int = setting(
+        1,
+        "Ranks of the decompositions are multiples of it or a layer's full rank; "
+        "8 suits the tiles of LiteRT's CPU kernels",
+        bounds=">= 1",
+    )
     reload_energy: float = setting(
         100.0, "Energy (%) kept by the reload's decomposition", bounds="(0, 100]"
     )

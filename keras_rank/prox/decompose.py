@@ -72,7 +72,7 @@ from keras_rank.core import costs, unit_removal
 from keras_rank.core.channel_groups import channel_group
 from keras_rank.core.errors import ConfigError
 from keras_rank.core.graph import ModelGraph
-from keras_rank.core.linalg import robust_svd, stays_dense
+from keras_rank.core.linalg import robust_svd, round_up_to_multiple, stays_dense
 from keras_rank.core.unit_removal import (
     ChannelwiseWeights,
     LayerWeights,
@@ -121,7 +121,8 @@ class LayerDecomposition:
         units_after: Units after removing zero units.
         zero_units_kept: ``(index, reason)`` of each zero unit kept.
         rank: The smallest rank holding the energy asked for (of the matrix
-            after unit removal); the layer has this rank if ``low_rank``.
+            after unit removal), rounded up to the rank multiple; the layer
+            has this rank if ``low_rank``.
         max_rank: ``min(a, b)`` of that matrix.
         kept_energy: Percent of the matrix's energy the result keeps (100
             for a plain layer).
@@ -386,11 +387,14 @@ class _Split:
     kept_energy: float
 
 
-def _split(spec: LayerSpec, layer: Any, energy: float, tolerance: float) -> _Split:
+def _split(
+    spec: LayerSpec, layer: Any, energy: float, tolerance: float, multiple: int
+) -> _Split:
     """Returns the rank of `layer` holding `energy` % and whether it pays."""
     matrix = spec.matrix(layer.kernel)
     singular_values, _, _ = robust_svd(matrix, spec.name)
     rank = max(energy_rank(singular_values, energy, tolerance), 1)
+    rank = int(round_up_to_multiple(rank, spec.max_rank, multiple))
     dense = stays_dense(rank, spec.alpha, spec.dense_cost, spec.offset)
     profile = energy_profile(singular_values, tolerance)
     kept = 100.0 if dense or profile.size == 0 else float(profile[rank - 1])
@@ -409,12 +413,14 @@ def decompose(
     tolerance: float = DEFAULT_TOLERANCE,
     criterion: str = "storage",
     latency: LatencyTable | None = None,
+    rank_multiple: int = 1,
 ) -> tuple[keras.Model, tuple[LayerDecomposition, ...]]:
     """Removes zero units, then splits each layer at an energy threshold.
 
     After :func:`remove_zero_units`, each Dense/Conv2D layer's matrix (Conv2D:
     scheme 1, ``(dh dw c) x n``) keeps the smallest rank r whose singular
-    values hold `energy` % of their sum (:func:`energy_rank`, at least 1).
+    values hold `energy` % of their sum (:func:`energy_rank`, at least 1),
+    rounded up to a multiple of `rank_multiple` (at most the full rank).
     The layer becomes a LowRankDense/LowRankConv2D of rank r (the rank-r
     truncation) where that is cheaper under `criterion` (storage: ``r (a +
     b) < a b``), else it stays a plain layer with its weights. At 100 % the
@@ -429,6 +435,8 @@ def decompose(
         criterion: What the split must lower: "storage", "flops" or
             "latency".
         latency: The measured latencies, needed by the latency criterion.
+        rank_multiple: Ranks are multiples of it or a layer's full rank, >= 1
+            (8 suits the tiles of LiteRT's CPU kernels).
 
     Returns:
         ``(low-rank model, report)``: one :class:`LayerDecomposition` per
@@ -437,14 +445,26 @@ def decompose(
 
     Raises:
         ConfigError: If `energy` is not in (0, 100], `tolerance` not in
-            [0, 1), or the model is subclassed or has no Dense/Conv2D layer.
+            [0, 1), `rank_multiple` not an integer >= 1, or the model is
+            subclassed or has no Dense/Conv2D layer.
         SVDError: If an SVD fails in float32 and in float64.
     """
     energy = check_energy(energy)
+    if not (
+        isinstance(rank_multiple, (int, np.integer))
+        and not isinstance(rank_multiple, bool)
+        and rank_multiple >= 1
+    ):
+        raise ConfigError(
+            "Expected rank_multiple an integer >= 1. Received: "
+            f"rank_multiple={rank_multiple!r}"
+        )
     pruned, removals = remove_zero_units(model, tolerance)
     specs = layer_specs(pruned, criterion, scheme=1, latency=latency)
     splits = {
-        spec.name: _split(spec, pruned.get_layer(spec.name), energy, tolerance)
+        spec.name: _split(
+            spec, pruned.get_layer(spec.name), energy, tolerance, rank_multiple
+        )
         for spec in specs
     }
     result = low_rank_model(pruned, specs, {n: s.choice for n, s in splits.items()})

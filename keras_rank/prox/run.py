@@ -55,6 +55,7 @@ def post_process(
     path: pathlib.Path | None,
     criterion: str = "storage",
     latency: LatencyTable | None = None,
+    rank_multiple: int = 1,
 ) -> dict[str, Any]:
     """Removes zero units, decomposes at every energy, tests each result.
 
@@ -65,6 +66,7 @@ def post_process(
         path: Where each energy's models are saved; None saves nothing.
         criterion: What a split must lower (`decompose.decompose`).
         latency: The measured latencies, needed by the latency criterion.
+        rank_multiple: Ranks are its multiples or a layer's full rank.
 
     Returns:
         ``{"zero_units": [...], "energies": [...]}``: per layer what unit
@@ -81,7 +83,11 @@ def post_process(
     entries = []
     for energy in energies:
         compact, layers = decompose.decompose(
-            model, energy, criterion=criterion, latency=latency
+            model,
+            energy,
+            criterion=criterion,
+            latency=latency,
+            rank_multiple=rank_multiple,
         )
         size = deployable_size(compact)
         entries.append(
@@ -195,6 +201,7 @@ class ProxMethod(MethodBase):
             path if run.is_chief else None,
             self.config.criterion,
             self.latency,
+            self.config.rank_multiple,
         )
         trained = {
             "test_accuracy": run.test["accuracy"],
