@@ -12,6 +12,7 @@ from trainer_runs import run as run_trainer
 from keras_rank.core.errors import ConfigError
 from keras_rank.core.layer_matrices import kernel_as_matrix
 from keras_rank.prox import Prox, ProxConfig, operators, train_prox
+from keras_rank.prox.decompose import decompose
 from keras_rank.prox.run import ProxMethod
 from keras_rank.training import TrainConfig, run_method
 
@@ -112,17 +113,32 @@ def test_train_prox_lowers_ranks_and_decomposes_per_energy(prox_run):
 
 
 @pytest.mark.slow
-def test_reload_trains_the_compact_net_on(tiny_idx, tmp_path):
+def test_reload_trains_the_compact_net_on(tiny_idx, tmp_path, monkeypatch):
     config = sgd_config(tiny_idx)
+    decompositions = []
+
+    def recorded(*args, **kwargs):
+        decompositions.append(kwargs)
+        return decompose(*args, **kwargs)
+
+    monkeypatch.setattr("keras_rank.prox.decompose.decompose", recorded)
     prox_config = ProxConfig(
-        tau=(50.0,), energies=(100.0,), reload_epoch=1, reload_energy=90.0
+        tau=(50.0,),
+        energies=(100.0,),
+        reload_epoch=1,
+        reload_energy=90.0,
+        rank_multiple=4,
     )
     results = train_prox(config, prox_config, tmp_path, model=small_model())
+    trained = keras.saving.load_model(tmp_path / "model.keras")
+    # The reload's and the final decompositions both took the rank multiple.
+    assert [call.get("rank_multiple") for call in decompositions] == [4, 4]
+    for entry in results["prox"]["energies"][0]["layers"]:
+        assert entry["rank"] % 4 == 0 or entry["rank"] == entry["max_rank"], entry
     reload = results["prox"]["reload"]
     assert reload["reload_epoch"] == 1
     assert reload["full_epoch_s"] == results["history"][0]["epoch_time_s"]
     assert reload["compact_epoch_s"] == results["history"][1]["epoch_time_s"]
-    trained = keras.saving.load_model(tmp_path / "model.keras")
     assert trained.count_params() < small_model().count_params()
     assert results["params"] == trained.count_params()
     assert results["epochs_completed"] == 2
@@ -157,6 +173,7 @@ def test_latency_criterion_reloads_and_decomposes_with_timed_shapes(tiny_idx, tm
         ({"energies": (101.0,)}, "energies"),
         ({"prox_every": -1}, "prox_every"),
         ({"reload_epoch": 0}, "reload_epoch"),
+        ({"rank_multiple": 0}, "rank_multiple"),
     ],
 )
 def test_bad_settings_name_the_argument(settings, named):
