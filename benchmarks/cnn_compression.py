@@ -56,7 +56,7 @@ import json
 import pathlib
 import subprocess
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 
@@ -92,14 +92,35 @@ SUMMARY_BLOCK = "cnn-summary"
 NETS = ("resnet20", "mobilenetv2_small")
 ENERGIES = (80, 90, 100)
 ANALYZED = ("dense", "lc_flops", "prox_90")
-BASELINE = 2  # LC's baseline 2: one energy threshold for every layer
-BASELINE_FLOPS = 0.5  # of the dense net's: the 2x target
-# The baseline rows: {row: (conv scheme, rank multiple)}. The second has the
-# ranks and scheme LiteRT runs fastest per FLOP
-# (benchmarks/low_rank_pair_latency.py).
+
+
+class BaselineRow(NamedTuple):
+    """A row truncating the dense net to one of LC's baselines, then training it.
+
+    Attributes:
+        which: LC's baseline, 1 (the largest singular values over all
+            layers) or 2 (one energy threshold for every layer).
+        criterion: The cost the budget bounds, "flops" or "latency".
+        fraction: The budget: under flops a fraction of the dense net's
+            FLOPs, under latency of its compressed layers' measured latency.
+        scheme: The conv scheme.
+        multiple: The rank multiple.
+    """
+
+    which: int
+    criterion: str
+    fraction: float
+    scheme: int
+    multiple: int
+
+
+# The third has the forms LiteRT runs fastest per FLOP
+# (benchmarks/low_rank_pair_latency.py); the fourth chooses layer by layer
+# what the measured time repays.
 BASELINE_ROWS = {
-    f"lc_baseline{BASELINE}": (LCConfig().conv_scheme, 1),
-    f"lc_baseline{BASELINE}_s2m8": (2, 8),
+    "lc_baseline2": BaselineRow(2, "flops", 0.5, LCConfig().conv_scheme, 1),
+    "lc_baseline2_s2m8": BaselineRow(2, "flops", 0.5, 2, 8),
+    "lc_baseline1_latency80_s2m8": BaselineRow(1, "latency", 0.8, 2, 8),
 }
 RANKS_FILE = "ranks.json"
 TRAIN_EXAMPLES = 54_000  # data/fashion_mnist's 60k less the 10 % validation
@@ -116,17 +137,23 @@ def _train_flags(net: str, epochs: int) -> list[str]:
 
 
 def _baseline_start(
-    dense: keras.Model, path: pathlib.Path, scheme: int, multiple: int
+    dense: keras.Model,
+    path: pathlib.Path,
+    row: BaselineRow,
+    latency: LatencyTable | None = None,
 ) -> pathlib.Path:
-    """Saves the dense net truncated to baseline 2's ranks at `BASELINE_FLOPS`."""
+    """Saves the dense net truncated to `row`'s baseline ranks."""
     if path.exists():
         return path
-    specs = layer_specs(dense, "flops", scheme)
-    total = costs.model_cost(dense).flops_mac1
-    # The budget bounds the compressed layers; the others keep their cost.
-    others = total - sum(spec.dense_cost for spec in specs)
-    budget = BASELINE_FLOPS * total - others
-    choices = baseline_choices(dense, specs, budget, BASELINE, multiple)
+    specs = layer_specs(dense, row.criterion, row.scheme, latency)
+    if row.criterion == "flops":
+        total = costs.model_cost(dense).flops_mac1
+        # The budget bounds the compressed layers; the others keep their cost.
+        others = total - sum(spec.dense_cost for spec in specs)
+        budget = row.fraction * total - others
+    else:
+        budget = row.fraction * sum(spec.dense_cost for spec in specs)
+    choices = baseline_choices(dense, specs, budget, row.which, row.multiple)
     path.parent.mkdir(parents=True, exist_ok=True)
     (path.parent / RANKS_FILE).write_text(json.dumps(rank_summary(choices), indent=1))
     low_rank_model(dense, specs, choices).save(path)
@@ -220,8 +247,8 @@ def train_rows(
         ]
         _run("trainers.lc", flags + lc_flags, workdir, "results.json")
         models[f"lc_{criterion}"] = workdir / f"lambda_{lam:g}" / "model_lowrank.keras"
-    for row, (scheme, multiple) in BASELINE_ROWS.items():
-        start = _baseline_start(dense, folder / row / "start.keras", scheme, multiple)
+    for row, baseline in BASELINE_ROWS.items():
+        start = _baseline_start(dense, folder / row / "start.keras", baseline, table)
         flags_from_file = [f"--model_path={start}"] + [
             flag for flag in flags if not flag.startswith("--model=")
         ]
@@ -267,14 +294,17 @@ def _settings(root: pathlib.Path, net: str, row: str) -> str:
     if row == "dense":
         return "no compression"
     if row in BASELINE_ROWS:
-        scheme, multiple = BASELINE_ROWS[row]
+        baseline = BASELINE_ROWS[row]
         ranks = json.loads((root / net / row / RANKS_FILE).read_text())
         ranks = ", ".join(f"{name} {rank}" for name, rank in ranks.items())
+        rule = {1: "the largest singular values", 2: "one energy threshold"}
+        budget = {"flops": "FLOPs", "latency": "compressed layers' measured latency"}
         return (
-            f"LC's baseline {BASELINE} (one energy threshold for every layer) at "
-            f"{100 * BASELINE_FLOPS:g} % of the dense net's FLOPs, conv scheme "
-            f"{scheme}, ranks in multiples of {multiple}, from the dense net's "
-            f"weights, then trained like the dense net; ranks: {ranks}"
+            f"LC's baseline {baseline.which} ({rule[baseline.which]} over all "
+            f"layers) at {100 * baseline.fraction:g} % of the dense net's "
+            f"{budget[baseline.criterion]}, conv scheme {baseline.scheme}, ranks "
+            f"in multiples of {baseline.multiple}, from the dense net's weights, "
+            f"then trained like the dense net; ranks: {ranks}"
         )
     if row.startswith("lc_"):
         results = json.loads((root / net / row / "results.json").read_text())

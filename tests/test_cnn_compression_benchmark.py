@@ -9,6 +9,9 @@ from trainer_runs import REPO
 
 from keras_rank.core import costs
 from keras_rank.layers.deployable import deployable_size
+from keras_rank.layers.latency import LatencyCosts
+from keras_rank.layers.low_rank_conv import conv2d_rank_costs
+from keras_rank.layers.low_rank_dense import dense_rank_costs
 from keras_rank.layers.rank_specs import layer_specs
 from keras_rank.models import build_model
 
@@ -70,26 +73,53 @@ def test_the_latency_criterion_must_be_as_fast_and_as_accurate():
     assert len(cnn_compression.targets("mobilenetv2_small", slower)) == 4
 
 
+class _MacsLatency:
+    """A latency table without timing: 1 us per 1,000 MACs, 2 us per op."""
+
+    def costs(self, layer, scheme=1):
+        if isinstance(layer, keras.layers.Conv2D):
+            rank_costs = conv2d_rank_costs(layer, scheme)
+        else:
+            rank_costs = dense_rank_costs(layer)
+        return LatencyCosts(
+            2.0 + rank_costs.dense_macs / 1000,
+            4.0,
+            rank_costs.macs_per_rank / 1000,
+            {},
+        )
+
+
 @pytest.mark.parametrize("net", cnn_compression.NETS)
 @pytest.mark.parametrize("row", cnn_compression.BASELINE_ROWS)
-def test_the_baseline_row_starts_within_its_flops_budget_on_the_exported_model(
-    net, row, tmp_path
-):
+def test_the_baseline_row_starts_within_its_budget(net, row, tmp_path):
     keras.utils.set_random_seed(0)
     dense = build_model(net, (28, 28, 1), 10)
-    scheme, multiple = cnn_compression.BASELINE_ROWS[row]
+    baseline = cnn_compression.BASELINE_ROWS[row]
+    table = _MacsLatency()
     start = cnn_compression._baseline_start(
-        dense, tmp_path / "row" / "start.keras", scheme, multiple
+        dense, tmp_path / "row" / "start.keras", baseline, table
     )
     model = keras.saving.load_model(start)
-    ratio = deployable_size(model)["flops_mac1"] / costs.model_cost(dense).flops_mac1
-    assert 0.45 < ratio <= cnn_compression.BASELINE_FLOPS
+    specs = layer_specs(dense, baseline.criterion, baseline.scheme, table)
+    if baseline.criterion == "flops":  # on the exported model
+        spent = deployable_size(model)["flops_mac1"]
+        budget = baseline.fraction * costs.model_cost(dense).flops_mac1
+    else:  # the compressed layers' latency
+        spent = sum(
+            spec.dense_cost
+            if isinstance(
+                model.get_layer(spec.name), keras.layers.Dense | keras.layers.Conv2D
+            )
+            else spec.offset + spec.alpha * model.get_layer(spec.name).rank
+            for spec in specs
+        )
+        budget = baseline.fraction * sum(spec.dense_cost for spec in specs)
+    assert 0.9 * budget < spent <= budget
     ranks = json.loads((tmp_path / "row" / cnn_compression.RANKS_FILE).read_text())
-    specs = layer_specs(dense, "flops", scheme)
     assert set(ranks) == {spec.name for spec in specs}
     for spec in specs:  # a multiple, or the layer's full rank (kept dense)
         rank = ranks[spec.name]
-        assert isinstance(rank, str) or rank % multiple == 0, (spec.name, rank)
+        assert isinstance(rank, str) or rank % baseline.multiple == 0, (spec.name, rank)
 
 
 def _measured_net(root, net):
