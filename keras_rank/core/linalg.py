@@ -31,6 +31,18 @@ def stays_dense(
     return bool(offset + alpha * rank >= dense_cost)
 
 
+def check_rank_multiple(value: object, name: str = "rank_multiple") -> None:
+    """Raises a ConfigError naming `name` unless `value` is an integer >= 1."""
+    if not (
+        isinstance(value, (int, np.integer))
+        and not isinstance(value, bool)
+        and value >= 1
+    ):
+        raise ConfigError(
+            f"Expected {name} an integer >= 1. Received: {name}={value!r}"
+        )
+
+
 def round_up_to_multiple(ranks, full_rank: int, multiple: int):
     """Rounds ranks up to the nearest rank allowed with `multiple`.
 

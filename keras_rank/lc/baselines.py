@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_rank.core.errors import ConfigError
-from keras_rank.core.linalg import round_up_to_multiple
+from keras_rank.core.linalg import check_rank_multiple, round_up_to_multiple
 from keras_rank.lc.c_step import (
     check_rank_cost,
     rank_cost,
@@ -87,13 +87,6 @@ def _check_costs(
     return offsets
 
 
-def _check_multiple(multiple: int) -> None:
-    if not (isinstance(multiple, (int, np.integer)) and multiple >= 1):
-        raise ConfigError(
-            f"Expected multiple an integer >= 1. Received: multiple={multiple!r}"
-        )
-
-
 def _check_budget(budget: float, least: float, what: str) -> None:
     if not (isinstance(budget, (int, float, np.number)) and budget >= least):
         raise ConfigError(
@@ -146,7 +139,7 @@ def greedy_ranks_under_budget(
     """
     spectra = _spectra(singular_values)
     offsets = _check_costs(spectra, alphas, dense_costs, offsets)
-    _check_multiple(multiple)
+    check_rank_multiple(multiple, "multiple")
 
     def cost(k: int, rank: int) -> float:
         return float(rank_cost(rank, alphas[k], dense_costs[k], offsets[k]))
@@ -210,7 +203,7 @@ def energy_ranks(
     """
     if not (isinstance(p, (int, float, np.number)) and 0.0 <= p <= 1.0):
         raise ConfigError(f"Expected p in [0, 1]. Received: p={p!r}")
-    _check_multiple(multiple)
+    check_rank_multiple(multiple, "multiple")
     return [
         int(
             round_up_to_multiple(
@@ -253,7 +246,7 @@ def energy_threshold_for_budget(
     """
     spectra = _spectra(singular_values)
     offsets = _check_costs(spectra, alphas, dense_costs, offsets)
-    _check_multiple(multiple)
+    check_rank_multiple(multiple, "multiple")
     thresholds = [_energy_thresholds(s) for s in spectra]
     candidates = np.unique(np.concatenate(thresholds))
     candidates = candidates[candidates > 0.0]

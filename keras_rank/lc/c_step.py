@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_rank.core.errors import ConfigError
-from keras_rank.core.linalg import robust_svd
+from keras_rank.core.linalg import check_rank_multiple, robust_svd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,12 +187,7 @@ def select_rank(
         "min_rank",
         min_rank,
     )
-    _check(
-        isinstance(rank_multiple, (int, np.integer)) and rank_multiple >= 1,
-        "rank_multiple an integer >= 1",
-        "rank_multiple",
-        rank_multiple,
-    )
+    check_rank_multiple(rank_multiple)
     ranks = np.arange(min_rank, len(s) + 1)
     ranks = ranks[(ranks % rank_multiple == 0) | (ranks == len(s))]
     ranks = ranks[offset + alpha * ranks < dense_cost]

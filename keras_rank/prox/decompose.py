@@ -72,7 +72,12 @@ from keras_rank.core import costs, unit_removal
 from keras_rank.core.channel_groups import channel_group
 from keras_rank.core.errors import ConfigError
 from keras_rank.core.graph import ModelGraph
-from keras_rank.core.linalg import robust_svd, round_up_to_multiple, stays_dense
+from keras_rank.core.linalg import (
+    check_rank_multiple,
+    robust_svd,
+    round_up_to_multiple,
+    stays_dense,
+)
 from keras_rank.core.unit_removal import (
     ChannelwiseWeights,
     LayerWeights,
@@ -450,15 +455,7 @@ def decompose(
         SVDError: If an SVD fails in float32 and in float64.
     """
     energy = check_energy(energy)
-    if not (
-        isinstance(rank_multiple, (int, np.integer))
-        and not isinstance(rank_multiple, bool)
-        and rank_multiple >= 1
-    ):
-        raise ConfigError(
-            "Expected rank_multiple an integer >= 1. Received: "
-            f"rank_multiple={rank_multiple!r}"
-        )
+    check_rank_multiple(rank_multiple)
     pruned, removals = remove_zero_units(model, tolerance)
     specs = layer_specs(pruned, criterion, scheme=1, latency=latency)
     splits = {
