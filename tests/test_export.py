@@ -10,6 +10,7 @@ import tensorflow as tf
 from trainer_runs import run
 
 from keras_rank import LowRankDense
+from keras_rank.core import tflite_file
 from keras_rank.core.errors import ConfigError, ExportError
 from keras_rank.core.tflite_file import (
     LiteRTModel,
@@ -204,13 +205,46 @@ def test_latency_is_measured_per_file_interleaved(tmp_path):
         fmt: export_litert(model, tmp_path / f"{fmt}.tflite", fmt)
         for fmt in ("float32", "float16")
     }
-    latency = measure_latency(paths, images(1), invocations=5, rounds=3)
+    latency = measure_latency(paths, images(1), invocations=5, rounds=3, instances=3)
     assert set(latency) == set(paths)
     for timing in latency.values():
-        assert timing["invocations"] == 15
-        assert 0 < timing["p10_us"] <= timing["median_us"] <= timing["p90_us"]
+        assert timing["invocations"] == 45
+        medians = timing["instance_medians_us"]
+        assert len(medians) == 3
+        assert timing["median_us"] == sorted(medians)[1]
+        assert 0 < timing["p10_us"] <= timing["p90_us"]
     with pytest.raises(ExportError, match="one example"):
         measure_latency(paths, images(2), invocations=1, rounds=1)
+    with pytest.raises(ExportError, match="instances >= 1. Received: instances=0"):
+        measure_latency(paths, images(1), invocations=1, rounds=1, instances=0)
+
+
+class _ScriptedModel:
+    """Stands in for LiteRTModel: each new instance times the next script."""
+
+    scripts: list[list[float]] = []
+
+    def __init__(self, path):
+        self.times = _ScriptedModel.scripts.pop(0)
+
+    def invoke(self, example):
+        return example
+
+    def time_invocations(self, count):
+        return self.times[:count]
+
+
+def test_latency_is_the_median_of_the_interpreters_medians(monkeypatch):
+    # Interpreter medians 1, 9, 9: their median is 9; the median of all nine
+    # invocations (1, 1, 1, 2, 3, 9, 9, 9, 9) would be 3, the first one's 1.
+    _ScriptedModel.scripts = [[1.0] * 3, [2.0, 9.0, 9.0], [3.0, 9.0, 9.0]]
+    monkeypatch.setattr(tflite_file, "LiteRTModel", _ScriptedModel)
+    latency = measure_latency(
+        {"file": "unused.tflite"}, images(1), invocations=3, rounds=1, instances=3
+    )
+    assert latency["file"]["median_us"] == 9.0
+    assert latency["file"]["instance_medians_us"] == [1.0, 9.0, 9.0]
+    assert latency["file"]["invocations"] == 9
 
 
 @pytest.mark.parametrize(
@@ -247,6 +281,7 @@ def test_export_models_reports_every_file(trained_cnn, tiny_idx, tmp_path):
         representative_examples=50,
         latency_invocations=3,
         latency_rounds=2,
+        latency_instances=2,
         verbose=0,
     )
     results = export_models(
@@ -268,6 +303,7 @@ def test_export_models_reports_every_file(trained_cnn, tiny_idx, tmp_path):
     assert (tmp_path / "floor.tflite").is_file()
     assert 0 < results["latency_floor_us"]
     assert "latency_ratio_above_floor" in trained["float32"]
+    assert len(trained["float32"]["latency"]["instance_medians_us"]) == 2
     report = (tmp_path / "report.md").read_text()
     assert report.count("\n| trained |") == 2
 

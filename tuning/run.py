@@ -57,6 +57,7 @@ from tuning.config import SearchConfig
 from tuning.methods import SEARCHED
 from tuning.selection import Choice, choose
 from tuning.tuner import (
+    LATENCY_INSTANCES,
     LATENCY_INVOCATIONS,
     LATENCY_ROUNDS,
     REFERENCE_FLOAT32,
@@ -232,6 +233,7 @@ def _reference_latency(
         representative_examples(evaluator.splits.train, 1, 0),
         invocations=LATENCY_INVOCATIONS,
         rounds=LATENCY_ROUNDS,
+        instances=LATENCY_INSTANCES,
     )
     return timing["reference"]["median_us"]
 

@@ -67,6 +67,8 @@ REFERENCE_FLOAT32 = "reference.float32.tflite"
 """The reference's float32 LiteRT file in the search's folder (latency budget)."""
 LATENCY_INVOCATIONS = 100
 LATENCY_ROUNDS = 3
+LATENCY_INSTANCES = 3
+"""Interpreters per file (`keras_rank.core.tflite_file.measure_latency`)."""
 
 
 class SearchConfigError(keras_tuner.errors.FatalError, ConfigError):
@@ -161,6 +163,7 @@ def latency_us(
         example,
         invocations=LATENCY_INVOCATIONS,
         rounds=LATENCY_ROUNDS,
+        instances=LATENCY_INSTANCES,
     )
     ratio = timings["trial"]["median_us"] / timings["reference"]["median_us"]
     return ratio * reference[1]

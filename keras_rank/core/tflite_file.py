@@ -12,6 +12,7 @@ import pathlib
 import statistics
 import time
 from collections.abc import Hashable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
@@ -183,46 +184,66 @@ def measure_latency(
     *,
     invocations: int,
     rounds: int,
+    instances: int = 1,
     warmup: int = 20,
-) -> dict[Hashable, dict[str, float]]:
+) -> dict[Hashable, dict[str, Any]]:
     """Median single-example latency of several LiteRT files, interleaved.
 
     Every round times `invocations` invocations of each file in turn (the
     order rotating from round to round), so that a change of machine load
-    falls on all files alike.
+    falls on all files alike. With several `instances`, each file is loaded
+    into that many interpreters, each timed as a file of its own: one
+    interpreter's speed can stay apart from another's of the same file for
+    its whole life (its buffers' placement; on the 2-core test machine a
+    MobileNetV2 file ran at 206 us in one interpreter and 272 us in the
+    next), and the median over instances does not follow one of them.
 
     Args:
         paths: Files by key (a name, say).
         example: One input example, shape ``(1, *input_shape)``.
-        invocations: Timed invocations per file and round, >= 1.
+        invocations: Timed invocations per file, instance and round, >= 1.
         rounds: Rounds, >= 1.
-        warmup: Untimed invocations per file before the first round.
+        instances: Interpreters per file, >= 1.
+        warmup: Untimed invocations per interpreter before the first round.
 
     Returns:
-        ``{name: {"median_us", "p10_us", "p90_us", "invocations"}}``.
+        ``{name: {"median_us", "p10_us", "p90_us", "invocations",
+        "instance_medians_us"}}``: the median over the instances' medians,
+        the deciles over all invocations, their count, and each instance's
+        median.
     """
     if len(example) != 1:
         raise ExportError(
             f"Expected one example, shape (1, ...). Received: shape={example.shape}"
         )
-    models = {name: LiteRTModel(path) for name, path in paths.items()}
+    if instances < 1:
+        raise ExportError(f"Expected instances >= 1. Received: instances={instances}")
+    models = {
+        (name, index): LiteRTModel(path)
+        for name, path in paths.items()
+        for index in range(instances)
+    }
     for model in models.values():
         model.invoke(example)
         model.time_invocations(warmup)
-    times: dict[Hashable, list[float]] = {name: [] for name in models}
-    names = list(models)
+    times: dict[tuple, list[float]] = {key: [] for key in models}
+    keys = list(models)
     for round_index in range(rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            models[name].invoke(example)
-            times[name].extend(models[name].time_invocations(invocations))
+        shift = round_index % len(keys)
+        for key in keys[shift:] + keys[:shift]:
+            models[key].invoke(example)
+            times[key].extend(models[key].time_invocations(invocations))
     result = {}
-    for name, values in times.items():
-        deciles = statistics.quantiles(values, n=10)
+    for name in paths:
+        own = [times[name, index] for index in range(instances)]
+        pooled = [value for values in own for value in values]
+        deciles = statistics.quantiles(pooled, n=10)
+        medians = [statistics.median(values) for values in own]
         result[name] = {
-            "median_us": statistics.median(values),
+            "median_us": statistics.median(medians),
             "p10_us": deciles[0],
             "p90_us": deciles[-1],
-            "invocations": len(values),
+            "invocations": len(pooled),
+            "instance_medians_us": medians,
         }
     return result

@@ -68,11 +68,16 @@ class ExportConfig(DataConfig):
     qat_learning_rate: float = setting(1e-4, "Adam learning rate of QAT", bounds="> 0")
     qat_batch_size: int = setting(128, "Batch size of QAT", bounds=">= 1")
     latency_invocations: int = setting(
-        200, "Timed invocations per file and round", bounds=">= 1"
+        200, "Timed invocations per interpreter and round", bounds=">= 1"
     )
     latency_rounds: int = setting(
+        5, "Interleaved timing rounds of every interpreter", bounds=">= 1"
+    )
+    latency_instances: int = setting(
         5,
-        "Interleaved timing rounds; the median is taken over all invocations",
+        "Interpreters per file, each timed in every round; a file's latency "
+        "is the median of its interpreters' medians (one interpreter can run "
+        "a file 30 % slower than the next for its whole life)",
         bounds=">= 1",
     )
     seed: int = setting(

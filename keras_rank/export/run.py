@@ -224,6 +224,7 @@ def export_models(
         batches[0][0][:1],
         invocations=config.latency_invocations,
         rounds=config.latency_rounds,
+        instances=config.latency_instances,
     )
     floor = latency.pop(None)
     for (name, fmt), timing in latency.items():
