@@ -72,6 +72,7 @@ from tuning_search import (  # noqa: E402
     part_sections,
     read_block,
     replace_block,
+    rows_by_first_cell,
 )
 
 from keras_rank.core import costs  # noqa: E402
@@ -430,14 +431,6 @@ def summary_rows(net: str, export: dict) -> list[str]:
     return rows
 
 
-def _rows_by_net(block: str) -> dict[str, list[str]]:
-    """Returns a summary block's rows grouped by net (the first cell)."""
-    rows: dict[str, list[str]] = {}
-    for line in block.splitlines()[len(SUMMARY_HEADER) :]:
-        rows.setdefault(line.split("|")[1].strip(), []).append(line)
-    return rows
-
-
 def write_tables(root: pathlib.Path) -> str:
     """Writes the tables of every net measured under `root`; returns the block.
 
@@ -449,7 +442,7 @@ def write_tables(root: pathlib.Path) -> str:
     results_text = RESULTS_DOC.read_text()
     sections = part_sections(read_block(results_text, RESULTS_BLOCK))
     sections = {net: text.rstrip("\n") + "\n" for net, text in sections.items()}
-    rows = _rows_by_net(read_block(results_text, SUMMARY_BLOCK))
+    rows = rows_by_first_cell(read_block(results_text, SUMMARY_BLOCK), SUMMARY_HEADER)
     for net in NETS:
         export_file = root / net / "export" / "export.json"
         if not export_file.is_file():

@@ -363,14 +363,22 @@ def part_sections(block: str) -> dict[str, str]:
     }
 
 
-def summary_rows(block: str) -> dict[str, str]:
-    """Returns a README summary block's rows by part (the first cell)."""
-    rows = {}
-    for line in block.splitlines()[len(SUMMARY_HEADER) :]:
+def rows_by_first_cell(block: str, header: list[str]) -> dict[str, list[str]]:
+    """Returns a markdown table's rows below `header`, grouped by first cell."""
+    rows: dict[str, list[str]] = {}
+    for line in block.splitlines()[len(header) :]:
         cells = line.split("|")
         if len(cells) > 2:
-            rows[cells[1].strip()] = line
+            rows.setdefault(cells[1].strip(), []).append(line)
     return rows
+
+
+def summary_rows(block: str) -> dict[str, str]:
+    """Returns a README summary block's row of each part (the first cell)."""
+    return {
+        part: lines[-1]
+        for part, lines in rows_by_first_cell(block, SUMMARY_HEADER).items()
+    }
 
 
 def merged(old: dict[str, str], new: dict[str, str]) -> list[str]:
