@@ -33,11 +33,12 @@ directories under --root/<net> (an existing run is read, not repeated):
   --model_path=<it>`` for --epochs, like the dense net (no LC steps);
   lc_baseline2_s2m8 the same in conv scheme 2 with ranks in multiples of 8,
   the forms LiteRT runs fastest per FLOP
-  (benchmarks/low_rank_pair_latency.py); lc_baseline1_latency80_s2m8 LC's
-  baseline 1 (the largest singular values over all layers, each layer's
-  rank charged its pair's measured time; a layer whose pair would cost what
-  the layer costs stays whole) at 80 % of the compressed layers' measured
-  latency (the latency table of lc_latency/), in those forms;
+  (benchmarks/low_rank_pair_latency.py); lc_baseline1_latency<P>_s2m8
+  LC's baseline 1 (the largest singular values over all layers, each
+  layer's rank charged its pair's measured time; a layer whose pair would
+  cost what the layer costs stays whole) at P = 70, 80 and 90 % of the
+  compressed layers' measured latency (the latency table of lc_latency/),
+  in those forms;
 - prox: ``python -m trainers.prox --criterion=latency --tau=<tau>`` from
   scratch, tau the tuning search's scale (`tuning.calibration`,
   ``prox_tau_scale``) on the dense net; its decompositions at 80, 90 and
@@ -45,7 +46,7 @@ directories under --root/<net> (an existing run is read, not repeated):
 
 Then ``python -m trainers.export --formats=float32,int8`` of every row
 against the dense net (LiteRT test accuracy, exported FLOPs, and latency on
-one thread at batch 1, all files interleaved), and ``python -m
+one thread at batch 1, all files interleaved, 5 interpreters per file), and ``python -m
 trainers.analyze`` with its defaults on the dense, LC (flops) and prox (90 %)
 nets.
 

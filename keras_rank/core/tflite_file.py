@@ -218,10 +218,12 @@ def measure_latency(
         )
     if instances < 1:
         raise ExportError(f"Expected instances >= 1. Received: instances={instances}")
+    # Instance by instance, so that one file's interpreters do not sit side
+    # by side in memory.
     models = {
         (name, index): LiteRTModel(path)
-        for name, path in paths.items()
         for index in range(instances)
+        for name, path in paths.items()
     }
     for model in models.values():
         model.invoke(example)
