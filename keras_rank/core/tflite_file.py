@@ -193,10 +193,10 @@ def measure_latency(
     order rotating from round to round), so that a change of machine load
     falls on all files alike. With several `instances`, each file is loaded
     into that many interpreters, each timed as a file of its own: one
-    interpreter's speed can stay apart from another's of the same file for
-    its whole life (its buffers' placement; on the 2-core test machine a
-    MobileNetV2 file ran at 206 us in one interpreter and 272 us in the
-    next), and the median over instances does not follow one of them.
+    interpreter's speed can stay apart from another's of the same file
+    through every round (on the 2-core test machine a MobileNetV2 file ran
+    at 206 us in one interpreter and 272 us in the next; the cause was not
+    found), and the median over instances does not follow one of them.
 
     Args:
         paths: Files by key (a name, say).

@@ -77,7 +77,7 @@ class ExportConfig(DataConfig):
         5,
         "Interpreters per file, each timed in every round; a file's latency "
         "is the median of its interpreters' medians (one interpreter can run "
-        "a file 30 % slower than the next for its whole life)",
+        "a file 30 % slower than the next through every round)",
         bounds=">= 1",
     )
     seed: int = setting(
