@@ -46,9 +46,9 @@ directories under --root/<net> (an existing run is read, not repeated):
 
 Then ``python -m trainers.export --formats=float32,int8`` of every row
 against the dense net (LiteRT test accuracy, exported FLOPs, and latency on
-one thread at batch 1, all files interleaved, 5 interpreters per file), and
-``python -m trainers.analyze`` with its defaults on the dense, LC (flops)
-and prox (90 %) nets.
+one thread at batch 1, all files interleaved, in ``--latency_instances``
+interpreters each), and ``python -m trainers.analyze`` with its defaults on
+the dense, LC (flops) and prox (90 %) nets.
 
 Writes <root>/cnn_compression.md, the block between the ``cnn-compression``
 markers of docs/results.md and one row per net and method between the
